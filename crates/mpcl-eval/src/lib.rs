@@ -1,0 +1,45 @@
+//! Judging a frozen encoder by its features: a weighted kNN classifier and a linear probe,
+//! with the baselines computed the same way, and the table that reports them.
+//!
+//! The encoder is only ever called under `no_grad` in eval mode; nothing here updates it.
+
+mod features;
+mod knn;
+mod probe;
+mod report;
+
+pub use features::{extract, pixel_features};
+pub use knn::{KnnConfig, knn};
+pub use probe::{ProbeConfig, linear_probe};
+pub use report::{Row, markdown_table};
+
+/// Top-1 and top-5 accuracy, as fractions in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct TopK {
+    /// The fraction of test samples whose best-scored class is right.
+    pub top1: f64,
+    /// The fraction whose right class is among the five best scored.
+    pub top5: f64,
+}
+
+impl TopK {
+    /// Top-1 and top-5 accuracy of class `scores` against `labels`.
+    ///
+    /// # Shapes
+    /// `scores`: `[n, classes]`; `labels`: `[n]` (int64).
+    pub fn of_scores(scores: &tch::Tensor, labels: &tch::Tensor) -> Self {
+        let n = labels.size()[0].max(1) as f64;
+        let k = scores.size()[1].min(5);
+        let (_, best) = scores.topk(k, 1, true, true);
+        let hit = best.eq_tensor(&labels.unsqueeze(1));
+        let top1 = hit.narrow(1, 0, 1).sum(tch::Kind::Int64).int64_value(&[]) as f64 / n;
+        let top5 = hit.sum(tch::Kind::Int64).int64_value(&[]) as f64 / n;
+        Self { top1, top5 }
+    }
+}
+
+/// The labels of an image set as an int64 tensor.
+pub fn labels(set: &mpcl_data::ImageSet) -> tch::Tensor {
+    let labels: Vec<i64> = set.labels.iter().map(|&l| i64::from(l)).collect();
+    tch::Tensor::from_slice(&labels)
+}

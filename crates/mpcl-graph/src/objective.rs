@@ -1,0 +1,98 @@
+//! Closed-form contrastive objectives on features, in f64.
+//!
+//! The batch InfoNCE over an augmentation graph `A` with cosine similarities:
+//! ```text
+//! sₓₓ′ = f̂ₓ·f̂ₓ′ / τ,   f̂ = f / ‖f‖
+//! log pₓₓ′ = sₓₓ′ − log Σ_{x″ ≠ x} exp sₓₓ″
+//! L = 1/|V| Σₓ  −Σ_{x′} A[x, x′] log pₓₓ′ / dₓ
+//! ```
+//! With `A` the graph of views of one sample this is NT-Xent; the sums are written as plain
+//! loops so that it serves as an independent oracle for the libtorch implementation.
+
+use ndarray::ArrayView2;
+
+use crate::{GraphError, ViewGraph};
+
+/// The batch InfoNCE of features `f` over `graph` at temperature `tau`.
+///
+/// # Shapes
+/// `f`: `[V, k]` with `V` the graph's node count.
+///
+/// # Errors
+/// [`GraphError::Shape`] when `f` has a row count other than the graph's node count,
+/// [`GraphError::Parameter`] when τ ≤ 0 or a node has no positive.
+pub fn info_nce(f: ArrayView2<f64>, graph: &ViewGraph, tau: f64) -> Result<f64, GraphError> {
+    let v = f.nrows();
+    if graph.adjacency.nrows() != v {
+        return Err(GraphError::Shape(format!(
+            "f has {v} rows but the graph has {} nodes",
+            graph.adjacency.nrows()
+        )));
+    }
+    if !(tau > 0.0) {
+        return Err(GraphError::Parameter(format!("tau = {tau}: expected > 0")));
+    }
+    let unit: Vec<Vec<f64>> = f
+        .rows()
+        .into_iter()
+        .map(|r| {
+            let norm = r.dot(&r).sqrt().max(1e-12);
+            r.iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let degrees = graph.degrees();
+    let mut total = 0.0;
+    for x in 0..v {
+        if degrees[x] <= 0.0 {
+            return Err(GraphError::Parameter(format!(
+                "node {x} has no positive (degree 0)"
+            )));
+        }
+        let s: Vec<f64> = (0..v).map(|y| dot(&unit[x], &unit[y]) / tau).collect();
+        let max = (0..v)
+            .filter(|&y| y != x)
+            .map(|y| s[y])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let lse = max
+            + (0..v)
+                .filter(|&y| y != x)
+                .map(|y| (s[y] - max).exp())
+                .sum::<f64>()
+                .ln();
+        let pos: f64 = (0..v).map(|y| graph.adjacency[[x, y]] * (s[y] - lse)).sum();
+        total -= pos / degrees[x];
+    }
+    Ok(total / v as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::*;
+
+    #[test]
+    fn hand_computed_nt_xent() {
+        // Each anchor's positive is identical and both negatives orthogonal:
+        // L = log(1 + 2e^{−1/τ}), 0.2395 at τ = 0.5.
+        let f = array![[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]];
+        let l = info_nce(f.view(), &ViewGraph::view_major(2, 2), 0.5).unwrap();
+        assert!((l - (1.0 + 2.0 * (-2.0f64).exp()).ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rejects_mismatched_shapes_and_isolated_nodes() {
+        let f = array![[1.0, 0.0], [0.0, 1.0]];
+        let g = ViewGraph::view_major(2, 2);
+        assert!(
+            info_nce(f.view(), &g, 0.5)
+                .unwrap_err()
+                .to_string()
+                .contains("2 rows")
+        );
+        let lonely = ViewGraph::from_assignment(&[0, 1]);
+        let err = info_nce(f.view(), &lonely, 0.5).unwrap_err().to_string();
+        assert!(err.contains("node 0 has no positive"), "{err}");
+    }
+}

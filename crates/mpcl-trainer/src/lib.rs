@@ -1,0 +1,67 @@
+//! The libtorch trainer of mpcl: models, optimisation, the training loop, and the run
+//! directory it fills. The `mpcl` binary (src/main.rs) drives it.
+//!
+//! One run: load the data, evaluate the baselines (raw pixels, the randomly initialised
+//! encoder), train with the configured method and aggregator, evaluate the trained encoder
+//! the same way, and write the table.
+
+pub mod config;
+pub mod model;
+pub mod run_dir;
+pub mod schedule;
+mod train;
+
+use std::path::{Path, PathBuf};
+
+pub use config::Config;
+pub use run_dir::RunDir;
+pub use train::{Outcome, run};
+
+/// What can stop a run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A configuration that cannot be used; names the file and the key.
+    #[error("{origin}: {message}")]
+    Config {
+        /// The file (or "configs/default.toml" for the embedded default).
+        origin: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// Data that cannot be loaded.
+    #[error(transparent)]
+    Data(#[from] mpcl_data::DataError),
+    /// A loss called with unusable input.
+    #[error(transparent)]
+    Loss(#[from] mpcl_losses::LossError),
+    /// An error from libtorch.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Training diverged.
+    #[error("the loss became {value} at epoch {epoch}, step {step}")]
+    NonFinite {
+        /// The epoch, from 1.
+        epoch: usize,
+        /// The global step.
+        step: usize,
+        /// The loss value.
+        value: f64,
+    },
+}
+
+impl TrainError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `mpcl`: train and evaluate contrastive models from a TOML experiment.
+//!
+//! `mpcl train` without `--config` runs the embedded default (configs/default.toml).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mpcl_trainer::{Config, RunDir};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::prelude::*;
+
+#[derive(Parser)]
+#[command(
+    name = "mpcl",
+    version,
+    about = "Contrastive learning through message passing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train and evaluate one experiment; writes a run directory.
+    Train {
+        /// The experiment's TOML file (default: the embedded configs/default.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The data directory (overrides `data.dir` and $MPCL_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where run directories go.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let Cmd::Train {
+        config,
+        data_dir,
+        runs_dir,
+    } = Cli::parse().command;
+    let cfg = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default_experiment(),
+    };
+    let data_dir = data_dir
+        .or_else(|| cfg.data.dir.clone())
+        .unwrap_or_else(mpcl_data::default_data_dir);
+    let dir = RunDir::create(&runs_dir, &cfg.name)?;
+    init_logging(&dir)?;
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).with_context(|| {
+        format!(
+            "run {} failed; its log is in {}",
+            cfg.name,
+            dir.log_path().display()
+        )
+    })?;
+    let table = mpcl_eval::markdown_table(&outcome.rows);
+    println!(
+        "\n{table}\nresults, metrics, log and weights: {}",
+        dir.path().display()
+    );
+    Ok(())
+}
+
+/// Logs to stderr (`RUST_LOG` filters, default info) and to the run's `log.txt`.
+fn init_logging(dir: &RunDir) -> anyhow::Result<()> {
+    let path = dir.log_path();
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let stderr_filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_target(false)
+                .with_filter(stderr_filter),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(Mutex::new(file))
+                .with_ansi(false)
+                .with_target(false)
+                .with_filter(LevelFilter::INFO),
+        )
+        .init();
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The run directory: everything a run leaves behind, each file written atomically.
+//!
+//! ```text
+//! <runs>/<name>-<YYYYmmdd-HHMMSS>/
+//!   config.toml       the resolved configuration, defaults filled in
+//!   log.txt           the log
+//!   metrics.csv       one row per epoch
+//!   encoder.safetensors   the trained weights (backbone and projector)
+//!   results.md        the accuracy table, also printed at the end
+//!   results.json      the same numbers for tools
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use mpcl_data::fsutil::write_atomic;
+use serde::Serialize;
+
+use crate::{Config, TrainError};
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochMetrics {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Optimiser steps so far.
+    pub step: usize,
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    /// The learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Augmented views processed per second, loading included.
+    pub views_per_s: f64,
+    /// Wall time of the epoch in seconds.
+    pub seconds: f64,
+}
+
+/// A run's directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `<runs>/<name>-<local time>` (with a numeric suffix if that exists).
+    ///
+    /// # Errors
+    /// [`TrainError::Io`] naming the directory.
+    pub fn create(runs: &Path, name: &str) -> Result<Self, TrainError> {
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        std::fs::create_dir_all(runs).map_err(|e| TrainError::io(runs, e))?;
+        for attempt in 0.. {
+            let suffix = if attempt == 0 {
+                String::new()
+            } else {
+                format!("-{attempt}")
+            };
+            let path = runs.join(format!("{name}-{stamp}{suffix}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(Self { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(TrainError::io(&path, e)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the log goes.
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join("log.txt")
+    }
+
+    /// Where the trained weights go.
+    pub fn weights_path(&self) -> PathBuf {
+        self.path.join("encoder.safetensors")
+    }
+
+    /// Writes a file of the run atomically.
+    ///
+    /// # Errors
+    /// [`TrainError::Io`] naming the file.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), TrainError> {
+        write_atomic(&self.path.join(name), bytes).map_err(TrainError::from)
+    }
+
+    /// Writes `config.toml`.
+    ///
+    /// # Errors
+    /// [`TrainError::Io`] naming the file.
+    pub fn write_config(&self, config: &Config) -> Result<(), TrainError> {
+        let text = toml::to_string_pretty(config).expect("a config serialises");
+        self.write(
+            "config.toml",
+            format!("# resolved configuration\n{text}").as_bytes(),
+        )
+    }
+
+    /// Rewrites `metrics.csv` with all rows so far.
+    ///
+    /// # Errors
+    /// [`TrainError::Io`] naming the file.
+    pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<(), TrainError> {
+        let mut csv = String::from("epoch,step,loss,lr,views_per_s,seconds\n");
+        for r in rows {
+            csv.push_str(&format!(
+                "{},{},{:.6},{:.6e},{:.1},{:.2}\n",
+                r.epoch, r.step, r.loss, r.lr, r.views_per_s, r.seconds
+            ));
+        }
+        self.write("metrics.csv", csv.as_bytes())
+    }
+}

@@ -1,0 +1,288 @@
+//! One run from data to table.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mpcl_aggregators::Step;
+use mpcl_data::fashion_mnist::FashionMnist;
+use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
+use mpcl_data::{ImageSet, Split};
+use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
+use mpcl_losses::InfoNce;
+use serde::Serialize;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Tensor};
+use tracing::info;
+
+use crate::TrainError;
+use crate::config::{Config, Optimizer};
+use crate::model::Model;
+use crate::run_dir::{EpochMetrics, RunDir};
+use crate::schedule::Schedule;
+
+/// What a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The evaluated representations: the trained encoder first, then the baselines.
+    pub rows: Vec<Row>,
+    /// One entry per epoch.
+    pub metrics: Vec<EpochMetrics>,
+}
+
+/// Trains and evaluates as `cfg` says, with data from `data_dir`, writing into `dir`.
+///
+/// # Errors
+/// Missing or corrupt data, unusable settings, a diverging loss, or files that cannot be
+/// written; each names what is at fault.
+pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, TrainError> {
+    dir.write_config(cfg)?;
+    let t = &cfg.train;
+    let threads = match t.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    tch::set_num_threads(threads as i32);
+    info!(threads, run_dir = %dir.path().display(), "tch {} on the CPU", tch_version());
+
+    let data = FashionMnist::new(data_dir);
+    let train_set = Arc::new(data.load(Split::Train)?.truncated(cfg.data.train_subset));
+    let test_set = data.load(Split::Test)?.truncated(cfg.data.test_subset);
+    info!(train = train_set.len(), test = test_set.len(), dir = %data.dir().display(),
+        "Fashion-MNIST loaded and verified");
+    if train_set.len() < t.batch_size {
+        return Err(TrainError::Config {
+            origin: "config".into(),
+            message: format!(
+                "train.batch_size = {} is larger than the {} training images",
+                t.batch_size,
+                train_set.len()
+            ),
+        });
+    }
+
+    tch::manual_seed(t.seed as i64);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::new(&vs.root(), train_set.channels, &cfg.model);
+    let mut baselines = Vec::new();
+    if cfg.eval.baselines {
+        baselines.push(evaluate_features(
+            cfg,
+            "raw pixels",
+            &pixel_features(&train_set),
+            &pixel_features(&test_set),
+            (&train_set, &test_set),
+        ));
+        baselines.push(evaluate_encoder(
+            cfg,
+            "random encoder",
+            &model,
+            &train_set,
+            &test_set,
+        ));
+    }
+
+    let metrics = train(cfg, &vs, &model, &train_set, dir)?;
+    let weights = dir.weights_path();
+    let tmp = mpcl_data::fsutil::temp_path(&weights);
+    vs.save(&tmp)?;
+    std::fs::rename(&tmp, &weights).map_err(|e| TrainError::io(&weights, e))?;
+
+    let name = format!("SimCLR encoder ({} epochs)", t.epochs);
+    let mut rows = vec![evaluate_encoder(cfg, &name, &model, &train_set, &test_set)];
+    rows.extend(baselines);
+    let table = markdown_table(&rows);
+    let protocol = format!(
+        "kNN: k = {}, cosine similarity, votes weighted by exp(s/{}). Linear probe: features \
+         standardised with training-split statistics, {} epochs of AdamW (lr {}), no \
+         augmentation. Test images unaugmented; {} training and {} test images.\n",
+        cfg.eval.knn.k,
+        cfg.eval.knn.temperature,
+        cfg.eval.probe.epochs,
+        cfg.eval.probe.lr,
+        train_set.len(),
+        test_set.len()
+    );
+    let report = format!("# {}: Fashion-MNIST\n\n{table}\n{protocol}", cfg.name);
+    dir.write("results.md", report.as_bytes())?;
+    let outcome = Outcome { rows, metrics };
+    let json = serde_json::to_string_pretty(&outcome).expect("results serialise");
+    dir.write("results.json", json.as_bytes())?;
+    Ok(outcome)
+}
+
+fn tch_version() -> &'static str {
+    "0.26.0 (libtorch 2.13.0)"
+}
+
+/// The training loop; returns the per-epoch metrics, also written to `metrics.csv`.
+fn train(
+    cfg: &Config,
+    vs: &nn::VarStore,
+    model: &Model,
+    set: &Arc<ImageSet>,
+    dir: &RunDir,
+) -> Result<Vec<EpochMetrics>, TrainError> {
+    let t = &cfg.train;
+    let loader = LoaderConfig {
+        batch_size: t.batch_size,
+        views: t.views,
+        seed: t.seed,
+        drop_last: true,
+        prefetch: 2,
+    };
+    let per_epoch = batches_per_epoch(set.len(), &loader);
+    let schedule = Schedule {
+        peak: t.lr,
+        floor: t.min_lr,
+        warmup: (t.warmup_epochs * per_epoch as f64).round() as usize,
+        total: per_epoch * t.epochs,
+    };
+    let mut opt = match t.optimizer {
+        Optimizer::Adamw => nn::AdamW::default().wd(t.weight_decay).build(vs, t.lr)?,
+        Optimizer::Sgd => nn::Sgd {
+            momentum: 0.9,
+            wd: t.weight_decay,
+            ..Default::default()
+        }
+        .build(vs, t.lr)?,
+    };
+    let nce = InfoNce::new(t.temperature, t.views)?;
+    let mut aggregator = t.aggregator.build();
+    let augment = Arc::new(cfg.augment.clone());
+    let shape = [
+        (t.views * t.batch_size) as i64,
+        set.channels as i64,
+        set.height as i64,
+        set.width as i64,
+    ];
+    info!(
+        steps = schedule.total,
+        per_epoch,
+        aggregator = aggregator.name(),
+        "training {:?}",
+        t.method
+    );
+
+    let mut metrics = Vec::new();
+    let mut step = 0;
+    for epoch in 1..=t.epochs {
+        let bar = progress_bar(per_epoch, epoch, t.epochs);
+        let start = Instant::now();
+        let (mut loss_sum, mut views) = (0.0, 0usize);
+        for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
+            let xs = Tensor::from_slice(&batch.pixels).view(shape);
+            let (h, z) = model.forward_t(&xs, true);
+            let weights = aggregator.anchor_weights(&Step {
+                backbone: &h,
+                projection: &z,
+                views: t.views,
+            });
+            let loss = nce.loss(&z, weights.as_ref())?;
+            opt.set_lr(schedule.lr(step));
+            opt.backward_step(&loss);
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite { epoch, step, value });
+            }
+            step += 1;
+            loss_sum += value;
+            views += shape[0] as usize;
+            let rate = views as f64 / start.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "loss {value:.4}  lr {:.2e}  {rate:.0} views/s",
+                schedule.lr(step - 1)
+            ));
+            bar.inc(1);
+            if bar.is_hidden() && (step % t.log_every == 0) {
+                info!(target: "mpcl::progress", epoch, step, loss = format!("{value:.4}"),
+                    views_per_s = format!("{rate:.0}"), eta_s = format!("{:.0}", bar.eta().as_secs_f64()));
+            }
+        }
+        bar.finish_and_clear();
+        let seconds = start.elapsed().as_secs_f64();
+        let row = EpochMetrics {
+            epoch,
+            step,
+            loss: loss_sum / per_epoch as f64,
+            lr: schedule.lr(step - 1),
+            views_per_s: views as f64 / seconds,
+            seconds,
+        };
+        info!(
+            epoch,
+            loss = format!("{:.4}", row.loss),
+            views_per_s = format!("{:.0}", row.views_per_s),
+            seconds = format!("{seconds:.1}"),
+            "epoch {epoch}/{} done",
+            t.epochs
+        );
+        metrics.push(row);
+        dir.write_metrics(&metrics)?;
+    }
+    Ok(metrics)
+}
+
+fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} {wide_bar} {pos}/{len} {msg} ETA {eta}")
+            .expect("a valid template"),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+/// Evaluates the model's backbone in eval mode on unaugmented images.
+fn evaluate_encoder(
+    cfg: &Config,
+    name: &str,
+    model: &Model,
+    train: &ImageSet,
+    test: &ImageSet,
+) -> Row {
+    let norm = (cfg.augment.mean, cfg.augment.std);
+    let mut encode = |x: &Tensor| model.forward_t(x, false).0;
+    let f_train = mpcl_eval::extract(train, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);
+    let f_test = mpcl_eval::extract(test, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);
+    evaluate_features(cfg, name, &f_train, &f_test, (train, test))
+}
+
+fn evaluate_features(
+    cfg: &Config,
+    name: &str,
+    f_train: &Tensor,
+    f_test: &Tensor,
+    (train, test): (&ImageSet, &ImageSet),
+) -> Row {
+    let start = Instant::now();
+    let (y_train, y_test) = (labels(train), labels(test));
+    let knn = knn(
+        f_train,
+        &y_train,
+        f_test,
+        &y_test,
+        train.classes,
+        &cfg.eval.knn,
+    );
+    let probe = linear_probe(
+        f_train,
+        &y_train,
+        f_test,
+        &y_test,
+        train.classes,
+        &cfg.eval.probe,
+    );
+    info!(
+        knn_top1 = format!("{:.4}", knn.top1),
+        probe_top1 = format!("{:.4}", probe.top1),
+        seconds = format!("{:.1}", start.elapsed().as_secs_f64()),
+        "evaluated {name}"
+    );
+    Row {
+        name: name.into(),
+        knn,
+        probe,
+    }
+}
