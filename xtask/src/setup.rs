@@ -63,8 +63,7 @@ fn is_libtorch(dir: &Path) -> bool {
 
 /// Makes sure a libtorch is available to cargo and returns its directory.
 pub fn ensure_libtorch(cuda: bool) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("LIBTORCH").filter(|v| !v.is_empty()) {
-        let dir = PathBuf::from(dir);
+    if let Some(dir) = user_libtorch() {
         if !is_libtorch(&dir) {
             bail!(
                 "LIBTORCH={} has no lib/libtorch_cpu.so and include/torch: unset it to let \
@@ -95,6 +94,17 @@ pub fn ensure_libtorch(cuda: bool) -> anyhow::Result<PathBuf> {
     }
     write_cargo_config(&torch)?;
     Ok(torch)
+}
+
+/// A `LIBTORCH` that the user set. Cargo also passes the value from `.cargo/` to xtask, so
+/// the guard's directory and the one `.cargo/libtorch.toml` names do not count.
+fn user_libtorch() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("LIBTORCH").filter(|v| !v.is_empty())?);
+    let cargo_dir = crate::root().join(".cargo");
+    let written = std::fs::read_to_string(cargo_dir.join("libtorch.toml")).unwrap_or_default();
+    let ours = dir == cargo_dir.join("libtorch-missing")
+        || written.contains(&format!("{:?}", dir.display().to_string()));
+    (!ours).then_some(dir)
 }
 
 /// Installs the wheels with pip into a temporary directory renamed into place at the end, so

@@ -45,7 +45,7 @@ pub struct LoaderConfig {
 /// The shuffled order of `n` indices in `epoch`.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_0da7a);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f0d_a7a0);
     rng.set_stream(epoch);
     order.shuffle(&mut rng);
     order

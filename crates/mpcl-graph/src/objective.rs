@@ -29,7 +29,7 @@ pub fn info_nce(f: ArrayView2<f64>, graph: &ViewGraph, tau: f64) -> Result<f64, 
             graph.adjacency.nrows()
         )));
     }
-    if !(tau > 0.0) {
+    if tau.is_nan() || tau <= 0.0 {
         return Err(GraphError::Parameter(format!("tau = {tau}: expected > 0")));
     }
     let unit: Vec<Vec<f64>> = f

@@ -54,7 +54,10 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(mpcl_data::default_data_dir);
     let dir = RunDir::create(&runs_dir, &cfg.name)?;
     init_logging(&dir)?;
-    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).with_context(|| {
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).inspect_err(|e| {
+        tracing::error!("run {} failed: {e}", cfg.name);
+    });
+    let outcome = outcome.with_context(|| {
         format!(
             "run {} failed; its log is in {}",
             cfg.name,

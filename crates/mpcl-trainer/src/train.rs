@@ -190,14 +190,17 @@ fn train(
             loss_sum += value;
             views += shape[0] as usize;
             let rate = views as f64 / start.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "loss {value:.4}  lr {:.2e}  {rate:.0} views/s",
-                schedule.lr(step - 1)
-            ));
+            let lr = schedule.lr(step - 1);
+            let msg = format!("loss {value:.4}  lr {lr:.2e}  {rate:.0} views/s");
             bar.inc(1);
-            if bar.is_hidden() && (step % t.log_every == 0) {
-                info!(target: "mpcl::progress", epoch, step, loss = format!("{value:.4}"),
-                    views_per_s = format!("{rate:.0}"), eta_s = format!("{:.0}", bar.eta().as_secs_f64()));
+            if !bar.is_hidden() {
+                bar.set_message(msg);
+            } else if step % t.log_every == 0 {
+                let eta = bar.eta().as_secs_f64();
+                info!(
+                    "epoch {epoch}/{} step {step}/{}: {msg}, ETA {eta:.0} s",
+                    t.epochs, schedule.total
+                );
             }
         }
         bar.finish_and_clear();

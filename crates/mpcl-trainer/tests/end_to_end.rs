@@ -1,0 +1,193 @@
+//! The `mpcl` binary end to end on a small subset of the real Fashion-MNIST, which
+//! `cargo xtask test` provisions (the data directory comes from `MPCL_DATA_DIR` or the
+//! default).
+
+use std::path::Path;
+use std::process::Command;
+
+use mpcl_trainer::{Config, RunDir};
+
+/// A run that takes seconds: 512 training images, a narrow network, one epoch.
+const TINY: &str = r#"
+name = "tiny"
+[data]
+train_subset = 512
+test_subset = 256
+[model]
+widths = [8, 16]
+projector_hidden = 32
+projector_dim = 16
+[train]
+epochs = 2
+batch_size = 64
+log_every = 4
+[eval.knn]
+k = 20
+[eval.probe]
+epochs = 3
+"#;
+
+fn mpcl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mpcl"))
+        .args(args)
+        .output()
+        .expect("mpcl runs")
+}
+
+fn only_run_dir(runs: &Path) -> std::path::PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+#[test]
+fn a_tiny_run_fills_its_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let runs = tmp.path().join("runs");
+    let out = mpcl(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mpcl failed:\n{stderr}");
+
+    let dir = only_run_dir(&runs);
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("tiny-")
+    );
+    let resolved = Config::load(&dir.join("config.toml")).expect("the resolved config reloads");
+    assert_eq!(resolved, Config::parse(TINY, "tiny").unwrap());
+
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let lines: Vec<_> = metrics.lines().collect();
+    assert_eq!(lines[0], "epoch,step,loss,lr,views_per_s,seconds");
+    // 512 images in batches of 64: 8 steps an epoch, two epochs.
+    assert!(
+        lines[1].starts_with("1,8,") && lines[2].starts_with("2,16,"),
+        "{metrics}"
+    );
+
+    let results = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    for row in [
+        "| SimCLR encoder (2 epochs) |",
+        "| random encoder |",
+        "| raw pixels |",
+    ] {
+        assert!(results.contains(row), "{results}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| SimCLR encoder (2 epochs) |"),
+        "the table is printed: {stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let top1 = json["rows"][0]["knn"]["top1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&top1));
+
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.contains("epoch 2/2 done"), "{log}");
+    assert!(
+        std::fs::metadata(dir.join("encoder.safetensors"))
+            .unwrap()
+            .len()
+            > 1000
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn a_fixed_seed_gives_the_same_numbers() {
+    let cfg = Config::parse(TINY, "tiny").unwrap();
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = || {
+        let dir = RunDir::create(tmp.path(), "seeded").unwrap();
+        mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap()
+    };
+    let (a, b) = (run(), run());
+    let losses = |o: &mpcl_trainer::Outcome| o.metrics.iter().map(|m| m.loss).collect::<Vec<_>>();
+    assert_eq!(losses(&a), losses(&b));
+    for (x, y) in a.rows.iter().zip(&b.rows) {
+        assert_eq!((x.knn, x.probe), (y.knn, y.probe), "{}", x.name);
+    }
+}
+
+#[test]
+fn bad_configs_are_rejected_naming_the_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("typo.toml");
+    std::fs::write(&config, "[train]\nepohcs = 3\n").unwrap();
+    let runs = tmp.path().join("runs");
+    let out = mpcl(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("typo.toml") && stderr.contains("unknown field `epohcs`"),
+        "{stderr}"
+    );
+    assert!(
+        !runs.exists(),
+        "no run directory for a config that does not parse"
+    );
+
+    std::fs::write(&config, "[data]\ntrain_subset = 10\n").unwrap();
+    let out = mpcl(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("train.batch_size = 256 is larger than the 10 training images"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_data_set_says_how_to_get_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = mpcl(&[
+        "train",
+        "--data-dir",
+        tmp.path().join("empty").to_str().unwrap(),
+        "--runs-dir",
+        tmp.path().join("runs").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("train-images-idx3-ubyte not found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cargo xtask download fashion-mnist"),
+        "{stderr}"
+    );
+}
