@@ -66,9 +66,16 @@ fn root() -> PathBuf {
 }
 
 /// A `cargo` command run from the workspace root with the cargo that runs xtask.
+///
+/// Cargo hands the `LIBTORCH` of `.cargo/` to xtask as an environment variable; passed on,
+/// it would take precedence over the `.cargo/libtorch.toml` that setup has just written, so
+/// only a `LIBTORCH` the user set travels to the child.
 fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    if setup::user_libtorch().is_none() {
+        cmd.env_remove("LIBTORCH");
+    }
     cmd
 }
 

@@ -98,7 +98,7 @@ pub fn ensure_libtorch(cuda: bool) -> anyhow::Result<PathBuf> {
 
 /// A `LIBTORCH` that the user set. Cargo also passes the value from `.cargo/` to xtask, so
 /// the guard's directory and the one `.cargo/libtorch.toml` names do not count.
-fn user_libtorch() -> Option<PathBuf> {
+pub fn user_libtorch() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("LIBTORCH").filter(|v| !v.is_empty())?);
     let cargo_dir = crate::root().join(".cargo");
     let written = std::fs::read_to_string(cargo_dir.join("libtorch.toml")).unwrap_or_default();
