@@ -1,15 +1,29 @@
 //! Augmentation graphs and the feature-space view of contrastive learning
-//! (../shared/docs/science.md §1–2), on `ndarray`, never on libtorch.
+//! (../shared/docs/science.md §1–3), on `ndarray` and `rayon`, never on libtorch.
 //!
 //! Views are the nodes; `A[x, x′]` weighs how likely `x` and `x′` are views of one sample.
-//! The objectives here are written once, in f64, and serve the other crates as closed-form
-//! oracles.
+//! - [`CsrGraph`]: sparse graphs, degrees, the normalisations Ā = D^-1/2 A D^-1/2 and D^-1 A,
+//!   connected components and the largest one, edge dropping.
+//! - [`ViewGraph`]: the dense graph of views of a batch.
+//! - [`eigen`]: the top eigenpairs of Ā with a convergence report.
+//! - [`objective`]: batch InfoNCE and spectral losses written once, as oracles for the
+//!   libtorch implementations.
+//! - [`dynamics`]: the spectral loss's message-passing step and the metrics of where it goes.
+//! - [`linalg`]: the small dense algebra these need.
 //!
-//! Not here yet: sparse graphs, spectra and the dynamics (FIXME(#4)).
+//! Not here yet: f32 weights, point-cloud builders, InfoNCE dynamics, the toy experiment
+//! (FIXME(#4)).
 
+mod csr;
+pub mod dynamics;
+pub mod eigen;
+pub mod linalg;
 pub mod objective;
+#[cfg(test)]
+mod testing;
 mod view_graph;
 
+pub use csr::CsrGraph;
 pub use view_graph::ViewGraph;
 
 /// Inputs the graph layer cannot use.

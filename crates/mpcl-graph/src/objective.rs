@@ -6,8 +6,14 @@
 //! log pₓₓ′ = sₓₓ′ − log Σ_{x″ ≠ x} exp sₓₓ″
 //! L = 1/|V| Σₓ  −Σ_{x′} A[x, x′] log pₓₓ′ / dₓ
 //! ```
-//! With `A` the graph of views of one sample this is NT-Xent; the sums are written as plain
-//! loops so that it serves as an independent oracle for the libtorch implementation.
+//! With `A` the graph of views of one sample this is NT-Xent.
+//!
+//! The batch spectral contrastive loss over the same graph, on raw features:
+//! ```text
+//! L = −2 Σ_{x,x′} A[x, x′] fₓ·fₓ′ / Σ A  +  μ · mean_{x ≠ x′, A[x, x′] = 0} (fₓ·fₓ′)²
+//! ```
+//! The sums are written as plain loops so that they serve as independent oracles for the
+//! libtorch implementations.
 
 use ndarray::ArrayView2;
 
@@ -66,6 +72,45 @@ pub fn info_nce(f: ArrayView2<f64>, graph: &ViewGraph, tau: f64) -> Result<f64, 
     Ok(total / v as f64)
 }
 
+/// The batch spectral contrastive loss of features `f` over `graph`, uniformity weighted
+/// by `mu`.
+///
+/// # Shapes
+/// `f`: `[V, k]` with `V` the graph's node count.
+///
+/// # Errors
+/// [`GraphError::Shape`] when `f` does not match the graph, [`GraphError::Parameter`] when the
+/// graph has no edge or no unlinked pair.
+pub fn spectral(f: ArrayView2<f64>, graph: &ViewGraph, mu: f64) -> Result<f64, GraphError> {
+    let v = f.nrows();
+    if graph.adjacency.nrows() != v {
+        return Err(GraphError::Shape(format!(
+            "f has {v} rows but the graph has {} nodes",
+            graph.adjacency.nrows()
+        )));
+    }
+    let (mut pos, mut weight, mut neg, mut pairs) = (0.0, 0.0, 0.0, 0usize);
+    for x in 0..v {
+        for y in 0..v {
+            let dot = f.row(x).dot(&f.row(y));
+            let a = graph.adjacency[[x, y]];
+            if a != 0.0 {
+                pos += a * dot;
+                weight += a;
+            } else if x != y {
+                neg += dot * dot;
+                pairs += 1;
+            }
+        }
+    }
+    if weight == 0.0 || pairs == 0 {
+        return Err(GraphError::Parameter(format!(
+            "the graph has {weight} edge weight and {pairs} unlinked pairs: both must be > 0"
+        )));
+    }
+    Ok(-2.0 * pos / weight + mu * neg / pairs as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::array;
@@ -79,6 +124,15 @@ mod tests {
         let f = array![[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]];
         let l = info_nce(f.view(), &ViewGraph::view_major(2, 2), 0.5).unwrap();
         assert!((l - (1.0 + 2.0 * (-2.0f64).exp()).ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn hand_computed_spectral() {
+        // Views (1,0), (2,0) of sample 0 and (0,1), (0,3) of sample 1: positive dots 2 and 3
+        // (mean 2.5), negative dots 0, so L = −5.
+        let f = array![[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 3.0]];
+        let l = spectral(f.view(), &ViewGraph::view_major(2, 2), 1.0).unwrap();
+        assert!((l + 5.0).abs() < 1e-12);
     }
 
     #[test]

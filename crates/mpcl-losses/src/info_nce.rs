@@ -1,18 +1,27 @@
 //! InfoNCE / NT-Xent for `m ≥ 2` views per sample.
 //!
 //! ```text
-//! z̃ᵣ = zᵣ / max(‖zᵣ‖, ε)                       cosine geometry
-//! sᵣₜ = z̃ᵣ·z̃ₜ / τ,   sᵣᵣ masked out (−∞)       self-similarity never enters
-//! ℓᵣ = −1/(m−1) · Σ_{t ∈ P(r)} log softmaxₜ(sᵣ·)  P(r): the other views of r's sample
-//! L  = Σᵣ wᵣ ℓᵣ / Σᵣ wᵣ                           w ≡ 1 unless weights are given
+//! uᵣ = zᵣ / max(‖zᵣ‖, ε)                        cosine geometry
+//! sᵣₜ = uᵣ·uₜ / τ,   sᵣᵣ masked out (−∞)        self-similarity never enters
+//! ℓᵣ = −1/(m−1) · Σ_{t ∈ P(r)} log pᵣₜ,   pᵣₜ = exp sᵣₜ / Σ_{t′ ∈ D(r)} exp sᵣₜ′
+//! L  = Σᵣ wᵣ ℓᵣ / Σᵣ wᵣ                            w ≡ 1 unless weights are given
 //! ```
-//! Every view is an anchor, so the loss is symmetric in the views. With `m > 2` each positive
-//! is its own target and the other positives stay in the denominator (the supervised-
-//! contrastive form with sample ids as labels).
+//! `P(r)` are the other views of r's sample. The denominator `D(r)` holds every other row;
+//! in the decoupled form (Yeh et al., DCL) it holds the negatives only. Every view is an
+//! anchor, so the loss is symmetric in the views. With `m > 2` each positive is its own target
+//! and the other positives stay in the denominator (the supervised-contrastive form with
+//! sample ids as labels).
+//!
+//! The gradient with respect to `u`, with `W = diag(w)/Σw`, `Ā = W·1_P/(m−1)` and
+//! `Â = W·p` (rows of softmax affinities), is the paper's message-passing rule:
+//! ```text
+//! ∂L/∂u = (1/τ) · ( −(Ā + Āᵀ) u  +  (Â + Âᵀ) u )
+//!                    alignment       uniformity
+//! ```
 
 use tch::{Kind, Tensor};
 
-use crate::{LossError, normalize_rows};
+use crate::{GradientSplit, LossError, check_layout, check_views, normalize_rows, positive_mask};
 
 /// InfoNCE with temperature τ over `views` views per sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,10 +30,24 @@ pub struct InfoNce {
     pub temperature: f64,
     /// Views per sample, m ≥ 2.
     pub views: usize,
+    /// Leave the positives out of the denominator (DCL).
+    pub decoupled: bool,
+}
+
+/// The pieces of one evaluation that both the loss and its gradient split use.
+struct Parts {
+    /// `[R, R]` log pᵣₜ = sᵣₜ − log Σ_{D(r)} exp sᵣ·, −∞ on the diagonal.
+    log_prob: Tensor,
+    /// `[R, R]` true where t is not in r's denominator D(r).
+    excluded: Tensor,
+    /// `[R, R]` the positive mask.
+    positive: Tensor,
+    /// `[R, d]` the normalised embeddings.
+    unit: Tensor,
 }
 
 impl InfoNce {
-    /// Checks the parameters once.
+    /// Checks the parameters once; the coupled (standard) form.
     ///
     /// # Errors
     /// [`LossError::Parameter`] when τ ≤ 0 (or not finite) or `views < 2`.
@@ -34,12 +57,51 @@ impl InfoNce {
                 "temperature = {temperature}: expected a finite value > 0"
             )));
         }
-        if views < 2 {
-            return Err(LossError::Parameter(format!(
-                "views = {views}: a contrastive loss needs at least 2 views per sample"
-            )));
+        check_views(views)?;
+        Ok(Self {
+            temperature,
+            views,
+            decoupled: false,
+        })
+    }
+
+    /// The same loss in the decoupled form.
+    pub fn decoupled(self) -> Self {
+        Self {
+            decoupled: true,
+            ..self
         }
-        Ok(Self { temperature, views })
+    }
+
+    fn parts(&self, z: &Tensor) -> Result<Parts, LossError> {
+        let (rows, n) = check_layout(z, self.views, "z")?;
+        if self.decoupled && n == 1 {
+            return Err(LossError::Shape(
+                "the decoupled form needs at least 2 samples: with 1 sample the denominator \
+                 holds no negative"
+                    .into(),
+            ));
+        }
+        let kind = crate::work_kind(z);
+        let unit = normalize_rows(&z.to_kind(kind));
+        let positive = positive_mask(rows, n, z.device());
+        let eye = Tensor::eye(rows, (Kind::Bool, z.device()));
+        let excluded = if self.decoupled {
+            eye.logical_or(&positive)
+        } else {
+            eye.shallow_clone()
+        };
+        let logits = unit.mm(&unit.tr()) / self.temperature;
+        let denominator = logits
+            .masked_fill(&excluded, f64::NEG_INFINITY)
+            .logsumexp([1i64].as_slice(), true);
+        let log_prob = (logits - denominator).masked_fill(&eye, f64::NEG_INFINITY);
+        Ok(Parts {
+            log_prob,
+            excluded,
+            positive,
+            unit,
+        })
     }
 
     /// The loss of each anchor, `ℓᵣ` above, computed in f32 (or f64 for f64 input).
@@ -48,29 +110,14 @@ impl InfoNce {
     /// `z`: `[m·N, d]`, view-major; returns `[m·N]`.
     ///
     /// # Errors
-    /// [`LossError::Shape`] for an empty batch, a tensor that is not 2-D, or a row count
-    /// that is not a multiple of `views`.
+    /// [`LossError::Shape`] for an empty batch, a tensor that is not 2-D, a row count that
+    /// is not a multiple of `views`, or a single sample in the decoupled form.
     pub fn per_anchor(&self, z: &Tensor) -> Result<Tensor, LossError> {
-        let rows = self.check(z)?;
-        let kind = if z.kind() == Kind::Double {
-            Kind::Double
-        } else {
-            Kind::Float
-        };
-        let z = normalize_rows(&z.to_kind(kind));
-        let eye = Tensor::eye(rows, (Kind::Bool, z.device()));
-        let logits = z.mm(&z.tr()) / self.temperature;
-        let log_prob = logits
-            .masked_fill(&eye, f64::NEG_INFINITY)
-            .log_softmax(1, kind);
-        let n = rows / self.views as i64;
-        let ids = Tensor::arange(rows, (Kind::Int64, z.device())).remainder(n);
-        let positive = ids
-            .unsqueeze(0)
-            .eq_tensor(&ids.unsqueeze(1))
-            .logical_and(&eye.logical_not());
+        let Parts {
+            log_prob, positive, ..
+        } = self.parts(z)?;
         let picked = log_prob.masked_fill(&positive.logical_not(), 0.0);
-        let sum = picked.sum_dim_intlist([1i64].as_slice(), false, kind);
+        let sum = picked.sum_dim_intlist([1i64].as_slice(), false, picked.kind());
         Ok(sum / -((self.views - 1) as f64))
     }
 
@@ -84,41 +131,64 @@ impl InfoNce {
     /// length.
     pub fn loss(&self, z: &Tensor, weights: Option<&Tensor>) -> Result<Tensor, LossError> {
         let per_anchor = self.per_anchor(z)?;
+        let w = self.anchor_weights(&per_anchor, weights)?;
+        Ok((&per_anchor * w).sum(per_anchor.kind()))
+    }
+
+    /// The normalised anchor weights `wᵣ/Σw` (uniform `1/R` without weights).
+    fn anchor_weights(&self, like: &Tensor, weights: Option<&Tensor>) -> Result<Tensor, LossError> {
+        let rows = like.size()[0];
         match weights {
-            None => Ok(per_anchor.mean(per_anchor.kind())),
+            None => Ok(Tensor::full(
+                [rows],
+                1.0 / rows as f64,
+                (like.kind(), like.device()),
+            )),
+            Some(w) if w.size() != [rows] => Err(LossError::Shape(format!(
+                "weights of shape {:?}, expected [{rows}] (one per row of z)",
+                w.size()
+            ))),
             Some(w) => {
-                if w.size() != per_anchor.size() {
-                    return Err(LossError::Shape(format!(
-                        "weights of shape {:?}, expected [{}] (one per row of z)",
-                        w.size(),
-                        per_anchor.size()[0]
-                    )));
-                }
-                let w = w.to_kind(per_anchor.kind());
-                Ok((&per_anchor * &w).sum(per_anchor.kind()) / w.sum(per_anchor.kind()))
+                let w = w.to_kind(like.kind());
+                Ok(&w / w.sum(like.kind()))
             }
         }
     }
 
-    fn check(&self, z: &Tensor) -> Result<i64, LossError> {
-        let size = z.size();
-        let [rows, _d] = size[..] else {
-            return Err(LossError::Shape(format!(
-                "z of shape {size:?}: expected [views·N, d] with views = {}",
-                self.views
-            )));
-        };
-        if rows == 0 {
-            return Err(LossError::Shape("empty batch: z has 0 rows".into()));
-        }
-        if rows % self.views as i64 != 0 {
-            return Err(LossError::Shape(format!(
-                "z has {rows} rows, not a multiple of views = {}: expected views·N rows, the \
-                 views of sample i at rows i, N + i, …",
-                self.views
-            )));
-        }
-        Ok(rows)
+    /// The gradient of [`loss`](Self::loss) with respect to the normalised embeddings
+    /// `u = z/‖z‖`, split into its alignment and uniformity messages (module docs). The
+    /// gradient with respect to `z` is the sum projected on each row's tangent space and
+    /// divided by ‖zᵣ‖.
+    ///
+    /// # Shapes
+    /// `z`: `[m·N, d]`; `weights`: `[m·N]`; both parts `[m·N, d]`.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss).
+    pub fn gradient_split(
+        &self,
+        z: &Tensor,
+        weights: Option<&Tensor>,
+    ) -> Result<GradientSplit, LossError> {
+        tch::no_grad(|| {
+            let Parts {
+                log_prob,
+                excluded,
+                positive,
+                unit,
+            } = self.parts(&z.detach())?;
+            let kind = unit.kind();
+            let w = self
+                .anchor_weights(&unit.select(1, 0), weights)?
+                .unsqueeze(1);
+            let graph = positive.to_kind(kind) * &w / (self.views - 1) as f64;
+            let affinity = log_prob.exp().masked_fill(&excluded, 0.0) * &w;
+            let message = |m: &Tensor| (m + m.tr()).mm(&unit) / self.temperature;
+            Ok(GradientSplit {
+                alignment: -message(&graph),
+                uniformity: message(&affinity),
+            })
+        })
     }
 }
 
@@ -177,15 +247,42 @@ mod tests {
     }
 
     #[test]
+    fn decoupled_form_by_hand() {
+        // The first batch above without the positive in the denominator: the two negatives
+        // are orthogonal, so ℓ = −(1/τ) + log 2 = log 2 − 2 at τ = 0.5.
+        let z = t(&[[1., 0.], [0., 1.], [1., 0.], [0., 1.]]);
+        let dcl = InfoNce::new(0.5, 2).unwrap().decoupled();
+        let v = dcl.loss(&z, None).unwrap().double_value(&[]);
+        assert!((v - (2f64.ln() - 2.0)).abs() < 1e-5, "{v}");
+        let err = dcl
+            .loss(&t(&[[1., 0.], [0., 1.]]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 2 samples"), "{err}");
+    }
+
+    #[test]
+    fn half_precision_input_is_computed_in_f32() {
+        tch::manual_seed(4);
+        let z = Tensor::randn([16, 8], tch::kind::FLOAT_CPU);
+        let nce = InfoNce::new(0.1, 2).unwrap();
+        let full = nce.loss(&z, None).unwrap();
+        let half = nce.loss(&z.to_kind(Kind::Half), None).unwrap();
+        assert_eq!(half.kind(), Kind::Float);
+        // The inputs differ by f16 rounding (relative 2⁻¹¹), logits by at most about 1e-2.
+        assert!((full.double_value(&[]) - half.double_value(&[])).abs() < 2e-2);
+    }
+
+    #[test]
     fn weights_of_one_change_nothing_and_select_anchors() {
-        let z = Tensor::randn([8, 5], (Kind::Float, tch::Device::Cpu));
+        let z = Tensor::randn([8, 5], tch::kind::FLOAT_CPU);
         let nce = InfoNce::new(0.3, 2).unwrap();
         let plain = nce.loss(&z, None).unwrap().double_value(&[]);
-        let ones = Tensor::ones([8], (Kind::Float, tch::Device::Cpu));
+        let ones = Tensor::ones([8], tch::kind::FLOAT_CPU);
         let weighted = nce.loss(&z, Some(&ones)).unwrap().double_value(&[]);
         assert!((plain - weighted).abs() < 1e-6);
         // A weight on anchor 3 alone gives anchor 3's own loss.
-        let one_hot = Tensor::zeros([8], (Kind::Float, tch::Device::Cpu)).index_fill(
+        let one_hot = Tensor::zeros([8], tch::kind::FLOAT_CPU).index_fill(
             0,
             &Tensor::from_slice(&[3i64]),
             1.0,
@@ -193,6 +290,58 @@ mod tests {
         let only = nce.loss(&z, Some(&one_hot)).unwrap().double_value(&[]);
         let per_anchor = nce.per_anchor(&z).unwrap().double_value(&[3]);
         assert!((only - per_anchor).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gradient_split_sums_to_autograd() {
+        // Autograd differentiates through the normalisation, so its gradient with respect
+        // to z is the split's sum g projected per row: (g − (g·u)u)/‖z‖.
+        tch::manual_seed(5);
+        for (views, decoupled, weighted) in [(2, false, false), (3, false, true), (2, true, true)] {
+            let z =
+                Tensor::randn([6 * views as i64, 7], tch::kind::DOUBLE_CPU).set_requires_grad(true);
+            let w = Tensor::rand([6 * views as i64], tch::kind::DOUBLE_CPU) + 0.1;
+            let w = weighted.then_some(&w);
+            let mut nce = InfoNce::new(0.2, views).unwrap();
+            nce.decoupled = decoupled;
+            nce.loss(&z, w).unwrap().backward();
+            let split = nce.gradient_split(&z, w).unwrap();
+            let g = &split.alignment + &split.uniformity;
+            let norm = z.detach().norm_scalaropt_dim(2.0, [1i64].as_slice(), true);
+            let u = z.detach() / &norm;
+            let radial = (&g * &u).sum_dim_intlist([1i64].as_slice(), true, Kind::Double);
+            let projected = (g - radial * &u) / norm;
+            let diff = (projected - z.grad()).abs().max().double_value(&[]);
+            assert!(diff < 1e-10, "m = {views}, decoupled = {decoupled}: {diff}");
+        }
+    }
+
+    #[test]
+    fn autograd_matches_central_differences() {
+        // f64 central differences with step 1e-6 have error O(h²) ≈ 1e-12 plus rounding
+        // ≈ 1e-16/1e-6 = 1e-10 on a loss of order 1.
+        tch::manual_seed(8);
+        let z = Tensor::randn([8, 3], tch::kind::DOUBLE_CPU).set_requires_grad(true);
+        let nce = InfoNce::new(0.3, 2).unwrap();
+        nce.loss(&z, None).unwrap().backward();
+        let grad = Vec::<f64>::try_from(z.grad().flatten(0, 1)).unwrap();
+        let base = Vec::<f64>::try_from(z.detach().flatten(0, 1)).unwrap();
+        let at = |v: &[f64]| {
+            let t = Tensor::from_slice(v).view([8, 3]);
+            nce.loss(&t, None).unwrap().double_value(&[])
+        };
+        let h = 1e-6;
+        for i in 0..base.len() {
+            let (mut up, mut down) = (base.clone(), base.clone());
+            up[i] += h;
+            down[i] -= h;
+            let fd = (at(&up) - at(&down)) / (2.0 * h);
+            assert!(
+                (fd - grad[i]).abs() < 1e-8,
+                "entry {i}: {fd} vs {}",
+                grad[i]
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Contrastive training objectives on libtorch tensors.
+//! Contrastive training objectives on libtorch tensors, and the split of their gradients into
+//! the two messages of ../shared/docs/science.md §2: alignment (from positives, along the
+//! batch's augmentation graph) and uniformity (along the model's own affinity graph).
 //!
 //! Every loss takes the embeddings of a batch in one layout: with `N` samples and `m` views
 //! each, the views of sample `i` are rows `i, N + i, 2N + i, …` (view-major), which is how the
@@ -7,10 +9,41 @@
 //! The closed forms on `ndarray` live in `mpcl-graph`; the tests here check against them.
 //! This crate does no I/O and keeps no state.
 
+mod align_uniform;
 mod info_nce;
+mod simsiam;
+mod spectral;
 
+pub use align_uniform::{alignment, uniformity};
 pub use info_nce::InfoNce;
-use tch::Tensor;
+pub use simsiam::simsiam;
+pub use spectral::Spectral;
+use tch::{Device, Kind, Tensor};
+
+/// A loss called with inputs it cannot use; the message says what was passed and what was
+/// expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LossError {
+    /// Inputs of the wrong shape or size.
+    #[error("{0}")]
+    Shape(String),
+    /// A parameter outside its domain.
+    #[error("{0}")]
+    Parameter(String),
+}
+
+/// A gradient with respect to the embeddings, split into its two messages.
+///
+/// # Shapes
+/// Both `[m·N, d]`, like the embeddings they are the gradient for.
+#[derive(Debug)]
+pub struct GradientSplit {
+    /// Messages from positives: the aggregation along the augmentation graph (pulls views of
+    /// one sample together).
+    pub alignment: Tensor,
+    /// Messages along the affinity graph (pushes views apart).
+    pub uniformity: Tensor,
+}
 
 /// The norm below which a row is treated as zero when normalising.
 const NORM_EPS: f64 = 1e-12;
@@ -26,14 +59,52 @@ pub fn normalize_rows(z: &Tensor) -> Tensor {
         .clamp_min(NORM_EPS)
 }
 
-/// A loss called with inputs it cannot use; the message says what was passed and what was
-/// expected.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LossError {
-    /// Inputs of the wrong shape or size.
-    #[error("{0}")]
-    Shape(String),
-    /// A parameter outside its domain.
-    #[error("{0}")]
-    Parameter(String),
+/// The working precision for an input: f64 stays f64, everything else (f16, bf16) is
+/// computed in f32.
+fn work_kind(z: &Tensor) -> Kind {
+    if z.kind() == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
+/// Checks the view-major layout and returns `(rows, n)`.
+fn check_layout(z: &Tensor, views: usize, what: &str) -> Result<(i64, i64), LossError> {
+    let size = z.size();
+    let [rows, _d] = size[..] else {
+        return Err(LossError::Shape(format!(
+            "{what} of shape {size:?}: expected [views·N, d] with views = {views}"
+        )));
+    };
+    if rows == 0 {
+        return Err(LossError::Shape(format!("empty batch: {what} has 0 rows")));
+    }
+    if rows % views as i64 != 0 {
+        return Err(LossError::Shape(format!(
+            "{what} has {rows} rows, not a multiple of views = {views}: expected views·N rows, \
+             the views of sample i at rows i, N + i, …"
+        )));
+    }
+    Ok((rows, rows / views as i64))
+}
+
+/// Checks that there are at least two views.
+fn check_views(views: usize) -> Result<(), LossError> {
+    if views < 2 {
+        return Err(LossError::Parameter(format!(
+            "views = {views}: a contrastive loss needs at least 2 views per sample"
+        )));
+    }
+    Ok(())
+}
+
+/// The positive mask of the view-major layout: `[rows, rows]`, true where two distinct rows
+/// are views of one sample.
+fn positive_mask(rows: i64, n: i64, device: Device) -> Tensor {
+    let ids = Tensor::arange(rows, (Kind::Int64, device)).remainder(n);
+    let eye = Tensor::eye(rows, (Kind::Bool, device));
+    ids.unsqueeze(0)
+        .eq_tensor(&ids.unsqueeze(1))
+        .logical_and(&eye.logical_not())
 }

@@ -1,8 +1,8 @@
-//! InfoNCE on libtorch against the graph layer's closed form, a second implementation written
+//! The libtorch losses against the graph layer's closed forms, second implementations written
 //! as plain f64 loops over the augmentation graph of the batch.
 
 use mpcl_graph::{ViewGraph, objective};
-use mpcl_losses::InfoNce;
+use mpcl_losses::{InfoNce, Spectral};
 use ndarray::Array2;
 use tch::{Kind, Tensor};
 
@@ -24,6 +24,26 @@ fn info_nce_equals_the_graph_closed_form() {
         let flat: Vec<f64> = Vec::try_from(z.flatten(0, 1)).unwrap();
         let f = Array2::from_shape_vec((n * views, d as usize), flat).unwrap();
         let oracle = objective::info_nce(f.view(), &ViewGraph::view_major(n, views), tau).unwrap();
+        assert!(
+            (ours - oracle).abs() < 1e-10,
+            "n={n} m={views}: {ours} vs {oracle}"
+        );
+    }
+}
+
+#[test]
+fn spectral_equals_the_graph_closed_form() {
+    tch::manual_seed(12);
+    for (n, views, d, mu) in [(5, 2, 3, 1.0), (4, 3, 6, 0.3), (2, 2, 2, 2.0)] {
+        let z = Tensor::randn([(n * views) as i64, d], (Kind::Double, tch::Device::Cpu));
+        let ours = Spectral::new(views, mu)
+            .unwrap()
+            .loss(&z)
+            .unwrap()
+            .double_value(&[]);
+        let flat: Vec<f64> = Vec::try_from(z.flatten(0, 1)).unwrap();
+        let f = Array2::from_shape_vec((n * views, d as usize), flat).unwrap();
+        let oracle = objective::spectral(f.view(), &ViewGraph::view_major(n, views), mu).unwrap();
         assert!(
             (ours - oracle).abs() < 1e-10,
             "n={n} m={views}: {ours} vs {oracle}"

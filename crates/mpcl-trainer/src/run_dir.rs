@@ -4,7 +4,7 @@
 //! <runs>/<name>-<YYYYmmdd-HHMMSS>/
 //!   config.toml       the resolved configuration, defaults filled in
 //!   log.txt           the log
-//!   metrics.csv       one row per epoch
+//!   metrics.csv       one row per epoch, with the norms of the two gradient messages
 //!   encoder.safetensors   the trained weights (backbone and projector)
 //!   results.md        the accuracy table, also printed at the end
 //!   results.json      the same numbers for tools
@@ -32,6 +32,10 @@ pub struct EpochMetrics {
     pub views_per_s: f64,
     /// Wall time of the epoch in seconds.
     pub seconds: f64,
+    /// Mean Frobenius norm of the loss gradient's alignment part (messages from positives).
+    pub grad_alignment: f64,
+    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph).
+    pub grad_uniformity: f64,
 }
 
 /// A run's directory.
@@ -104,11 +108,19 @@ impl RunDir {
     /// # Errors
     /// [`TrainError::Io`] naming the file.
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<(), TrainError> {
-        let mut csv = String::from("epoch,step,loss,lr,views_per_s,seconds\n");
+        let mut csv =
+            String::from("epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity\n");
         for r in rows {
             csv.push_str(&format!(
-                "{},{},{:.6},{:.6e},{:.1},{:.2}\n",
-                r.epoch, r.step, r.loss, r.lr, r.views_per_s, r.seconds
+                "{},{},{:.6},{:.6e},{:.1},{:.2},{:.6e},{:.6e}\n",
+                r.epoch,
+                r.step,
+                r.loss,
+                r.lr,
+                r.views_per_s,
+                r.seconds,
+                r.grad_alignment,
+                r.grad_uniformity
             ));
         }
         self.write("metrics.csv", csv.as_bytes())

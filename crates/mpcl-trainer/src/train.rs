@@ -170,7 +170,7 @@ fn train(
     for epoch in 1..=t.epochs {
         let bar = progress_bar(per_epoch, epoch, t.epochs);
         let start = Instant::now();
-        let (mut loss_sum, mut views) = (0.0, 0usize);
+        let (mut loss_sum, mut views, mut grad_norms) = (0.0, 0usize, (0.0, 0.0));
         for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
             let xs = Tensor::from_slice(&batch.pixels).view(shape);
             let (h, z) = model.forward_t(&xs, true);
@@ -180,6 +180,9 @@ fn train(
                 views: t.views,
             });
             let loss = nce.loss(&z, weights.as_ref())?;
+            let split = nce.gradient_split(&z, weights.as_ref())?;
+            grad_norms.0 += split.alignment.norm().double_value(&[]);
+            grad_norms.1 += split.uniformity.norm().double_value(&[]);
             opt.set_lr(schedule.lr(step));
             opt.backward_step(&loss);
             let value = loss.double_value(&[]);
@@ -212,10 +215,14 @@ fn train(
             lr: schedule.lr(step - 1),
             views_per_s: views as f64 / seconds,
             seconds,
+            grad_alignment: grad_norms.0 / per_epoch as f64,
+            grad_uniformity: grad_norms.1 / per_epoch as f64,
         };
         info!(
             epoch,
             loss = format!("{:.4}", row.loss),
+            grad_alignment = format!("{:.3e}", row.grad_alignment),
+            grad_uniformity = format!("{:.3e}", row.grad_uniformity),
             views_per_s = format!("{:.0}", row.views_per_s),
             seconds = format!("{seconds:.1}"),
             "epoch {epoch}/{} done",

@@ -72,7 +72,18 @@ fn a_tiny_run_fills_its_run_directory() {
 
     let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let lines: Vec<_> = metrics.lines().collect();
-    assert_eq!(lines[0], "epoch,step,loss,lr,views_per_s,seconds");
+    assert_eq!(
+        lines[0],
+        "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity"
+    );
+    for line in &lines[1..] {
+        let norms: Vec<f64> = line
+            .split(',')
+            .skip(6)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(norms.iter().all(|&n| n > 0.0 && n.is_finite()), "{line}");
+    }
     // 512 images in batches of 64: 8 steps an epoch, two epochs.
     assert!(
         lines[1].starts_with("1,8,") && lines[2].starts_with("2,16,"),

@@ -1,0 +1,261 @@
+//! The spectral contrastive loss in feature space and its gradient step as message passing
+//! (science.md §2–3), with the metrics that track where the features go.
+//!
+//! ```text
+//! L_sp(F) = −2 Tr(FᵀĀF) + ‖FFᵀ‖²_F        ∇L_sp = −4ĀF + 4FFᵀF
+//! F ← F + η (ĀF − F(FᵀF))                  alignment: a GCN step on Ā
+//!                                          uniformity: repulsion along FFᵀ
+//! ```
+//! Alignment alone converges to the top eigenvector (over-smoothing); uniformity alone keeps
+//! span(F) fixed and shrinks each singular value by σ ← σ − ησ³; together they converge to
+//! the top-k eigenspace of Ā. InfoNCE dynamics and
+//! the class metrics are FIXME(#4).
+
+use ndarray::{Array1, Array2, ArrayView2};
+
+use crate::CsrGraph;
+use crate::linalg::{orthonormalize, singular_values};
+
+/// Which messages a step applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Terms {
+    /// `F ← F + ηĀF`.
+    Alignment,
+    /// `F ← F − ηF(FᵀF)`.
+    Uniformity,
+    /// Both.
+    Both,
+}
+
+/// Rescaling after each step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renorm {
+    /// Keep F as it is.
+    None,
+    /// Scale F to unit Frobenius norm.
+    Global,
+    /// Scale each row to unit norm (rows of zero stay zero).
+    PerRow,
+}
+
+/// The spectral loss `−2 Tr(FᵀĀF) + ‖FFᵀ‖²_F`.
+///
+/// # Shapes
+/// `f`: `[n, k]` with `n` the graph's node count.
+pub fn spectral_loss(abar: &CsrGraph, f: ArrayView2<f64>) -> f64 {
+    let af = abar.matmul(f);
+    let gram = f.t().dot(&f);
+    // ‖FFᵀ‖²_F = ‖FᵀF‖²_F: the k×k form is cheaper.
+    -2.0 * (&f * &af).sum() + gram.iter().map(|x| x * x).sum::<f64>()
+}
+
+/// The gradient `−4ĀF + 4F(FᵀF)`.
+///
+/// # Shapes
+/// `f`: `[n, k]`; returns `[n, k]`.
+pub fn spectral_gradient(abar: &CsrGraph, f: ArrayView2<f64>) -> Array2<f64> {
+    let gram = f.t().dot(&f);
+    (f.dot(&gram) - abar.matmul(f)) * 4.0
+}
+
+/// One message-passing step of the spectral loss, then the chosen rescaling.
+///
+/// # Shapes
+/// `f`: `[n, k]`, updated in place.
+pub fn spectral_step(abar: &CsrGraph, f: &mut Array2<f64>, eta: f64, terms: Terms, renorm: Renorm) {
+    let mut delta = Array2::zeros(f.dim());
+    if terms != Terms::Uniformity {
+        delta += &abar.matmul(f.view());
+    }
+    if terms != Terms::Alignment {
+        let gram = f.t().dot(f);
+        delta -= &f.dot(&gram);
+    }
+    f.scaled_add(eta, &delta);
+    match renorm {
+        Renorm::None => {}
+        Renorm::Global => {
+            let norm = f.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                *f /= norm;
+            }
+        }
+        Renorm::PerRow => {
+            for mut row in f.rows_mut() {
+                let norm = row.dot(&row).sqrt();
+                if norm > 0.0 {
+                    row /= norm;
+                }
+            }
+        }
+    }
+}
+
+/// exp of the entropy of the normalised singular values: k for equal ones, 1 for rank one.
+pub fn effective_rank(singular: &Array1<f64>) -> f64 {
+    let total: f64 = singular.sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let entropy: f64 = singular
+        .iter()
+        .map(|s| s / total)
+        .filter(|&p| p > 0.0)
+        .map(|p| -p * p.ln())
+        .sum();
+    entropy.exp()
+}
+
+/// The principal angles (radians, ascending) between span(X) and span(Y).
+///
+/// # Shapes
+/// `x`: `[n, k]`, `y`: `[n, l]`; returns `[min(k, l)]`.
+pub fn principal_angles(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Array1<f64> {
+    let (qx, qy) = (orthonormalize(x), orthonormalize(y));
+    let overlap = qx.t().dot(&qy);
+    let cosines = if overlap.nrows() >= overlap.ncols() {
+        singular_values(overlap.view())
+    } else {
+        singular_values(overlap.t())
+    };
+    cosines.mapv(|c| c.clamp(-1.0, 1.0).acos())
+}
+
+/// The singular values of the features, descending.
+///
+/// # Shapes
+/// `f`: `[n, k]`; returns `[k]`.
+pub fn feature_spectrum(f: ArrayView2<f64>) -> Array1<f64> {
+    singular_values(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::s;
+
+    use super::*;
+    use crate::eigen::{EigenConfig, random_block, top_eigenpairs};
+    use crate::testing::two_blocks;
+
+    fn abar() -> CsrGraph {
+        two_blocks(30, 0.4, 0.03, 11).sym_normalized().unwrap()
+    }
+
+    #[test]
+    fn gradient_equals_central_differences() {
+        // Central differences with h = 1e-6 in f64: truncation O(h²) and rounding ≈ 1e-10.
+        let g = abar();
+        let f = random_block(60, 3, 4) * 0.3;
+        let grad = spectral_gradient(&g, f.view());
+        let h = 1e-6;
+        for (i, j) in [(0, 0), (17, 1), (59, 2), (31, 0)] {
+            let (mut up, mut down) = (f.clone(), f.clone());
+            up[[i, j]] += h;
+            down[[i, j]] -= h;
+            let fd = (spectral_loss(&g, up.view()) - spectral_loss(&g, down.view())) / (2.0 * h);
+            assert!(
+                (fd - grad[[i, j]]).abs() < 1e-7,
+                "({i}, {j}): {fd} vs {}",
+                grad[[i, j]]
+            );
+        }
+    }
+
+    #[test]
+    fn alignment_alone_collapses_at_the_predicted_rate() {
+        // F_t ∝ (I + ηĀ)ᵗF₀, so σ₂/σ₁ shrinks by (1 + ηλ₂)/(1 + ηλ₁) per step once the third
+        // direction has died out (its share falls by (1 + ηλ₃)/(1 + ηλ₂) per step, below 1e-6
+        // after the first 100 steps here). Measured over the next 100 steps, while σ₂/σ₁ is
+        // still far above the rounding floor of computing σ from FᵀF.
+        let g = abar();
+        let eig = top_eigenpairs(
+            &g,
+            &EigenConfig {
+                k: 3,
+                tol: 1e-12,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let eta = 0.5;
+        let rate = (1.0 + eta * eig.values[1]) / (1.0 + eta * eig.values[0]);
+        let mut f = random_block(60, 2, 5);
+        let ratio = |f: &Array2<f64>| {
+            let s = feature_spectrum(f.view());
+            s[1] / s[0]
+        };
+        for _ in 0..100 {
+            spectral_step(&g, &mut f, eta, Terms::Alignment, Renorm::Global);
+        }
+        let before = ratio(&f);
+        for _ in 0..100 {
+            spectral_step(&g, &mut f, eta, Terms::Alignment, Renorm::Global);
+        }
+        let measured = (ratio(&f) / before).powf(1.0 / 100.0);
+        assert!(
+            (measured - rate).abs() < 1e-4,
+            "rate {measured} vs predicted {rate}"
+        );
+        assert!(
+            effective_rank(&feature_spectrum(f.view())) < 1.01,
+            "collapsed to rank one"
+        );
+    }
+
+    #[test]
+    fn uniformity_alone_keeps_the_span() {
+        // F(FᵀF) = UΣ³Vᵀ for F = UΣVᵀ: each singular value follows σ ← σ − ησ³ on its own
+        // and the singular vectors stay, so span(F) = span(F₀).
+        let g = abar();
+        let f0 = random_block(60, 3, 6) * 0.2;
+        let mut f = f0.clone();
+        let mut predicted = feature_spectrum(f0.view());
+        for _ in 0..300 {
+            spectral_step(&g, &mut f, 0.3, Terms::Uniformity, Renorm::None);
+            predicted.mapv_inplace(|s| s - 0.3 * s * s * s);
+        }
+        let angles = principal_angles(f.view(), f0.view());
+        assert!(angles.iter().all(|&a| a < 1e-7), "{angles}");
+        let measured = feature_spectrum(f.view());
+        assert!(
+            (measured - &predicted).iter().all(|d| d.abs() < 1e-10),
+            "{predicted}"
+        );
+    }
+
+    #[test]
+    fn both_converge_to_the_top_eigenspace() {
+        // A clear gap: two blocks give eigenvalues 1 and ≈0.8, the rest well below.
+        let g = abar();
+        let eig = top_eigenpairs(
+            &g,
+            &EigenConfig {
+                k: 3,
+                tol: 1e-12,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(eig.values[1] - eig.values[2] > 0.3, "gap {:?}", eig.values);
+        let mut f = random_block(60, 2, 7) * 0.1;
+        for _ in 0..3000 {
+            spectral_step(&g, &mut f, 0.5, Terms::Both, Renorm::None);
+        }
+        let top2 = eig.vectors.slice(s![.., ..2]);
+        let angles = principal_angles(f.view(), top2);
+        assert!(angles.iter().all(|&a| a < 1e-3), "{angles}");
+        // At the fixed point FᵀF has the top eigenvalues: σᵢ² = λᵢ.
+        let s = feature_spectrum(f.view());
+        assert!((s[0] * s[0] - eig.values[0]).abs() < 1e-6, "{s}");
+    }
+
+    #[test]
+    fn effective_rank_and_angles_by_hand() {
+        assert!((effective_rank(&Array1::from(vec![1.0, 1.0, 1.0])) - 3.0).abs() < 1e-12);
+        assert!((effective_rank(&Array1::from(vec![2.0, 0.0])) - 1.0).abs() < 1e-12);
+        // span{e₀} against span{(cos θ, sin θ)}: the angle is θ.
+        let x = ndarray::array![[1.0], [0.0]];
+        let y = ndarray::array![[0.6f64.cos()], [0.6f64.sin()]];
+        assert!((principal_angles(x.view(), y.view())[0] - 0.6).abs() < 1e-12);
+    }
+}
