@@ -8,13 +8,20 @@
 //! ```
 //! Alignment alone converges to the top eigenvector (over-smoothing); uniformity alone keeps
 //! span(F) fixed and shrinks each singular value by σ ← σ − ησ³; together they converge to
-//! the top-k eigenspace of Ā. InfoNCE dynamics and
-//! the class metrics are FIXME(#4).
+//! the top-k eigenspace of Ā.
+//!
+//! InfoNCE on a graph `A` normalised to total weight 1 (degrees `d = A·1 = P_d`):
+//! ```text
+//! L_nce(f) = −Σ A[x,x′] fₓ·fₓ′ + Σₓ dₓ log Σₓ′ dₓ′ exp(fₓ·fₓ′)
+//! Â[x,x′]  = dₓ P_θ(x′|x),   P_θ(x′|x) = dₓ′ exp(fₓ·fₓ′) / Σₓ″ dₓ″ exp(fₓ·fₓ″)
+//! ∇L_nce   = −2Af + (Â + Âᵀ)f          f ← f + η(2Af − (Â + Âᵀ)f)
+//! ```
+//! Training drives Â towards A. The class metrics of a trajectory are FIXME(#4).
 
 use ndarray::{Array1, Array2, ArrayView2};
 
-use crate::CsrGraph;
 use crate::linalg::{orthonormalize, singular_values};
+use crate::{CsrGraph, GraphError};
 
 /// Which messages a step applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +134,106 @@ pub fn principal_angles(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Array1<f64> {
 /// `f`: `[n, k]`; returns `[k]`.
 pub fn feature_spectrum(f: ArrayView2<f64>) -> Array1<f64> {
     singular_values(f)
+}
+
+/// `A / ΣA` for a dense, non-negative, symmetric adjacency.
+///
+/// # Errors
+/// [`GraphError::Shape`] for a non-square matrix, [`GraphError::Parameter`] for a negative
+/// entry, an asymmetric matrix or a zero total.
+pub fn joint_distribution(a: ArrayView2<f64>) -> Result<Array2<f64>, GraphError> {
+    let (n, m) = a.dim();
+    if n != m {
+        return Err(GraphError::Shape(format!(
+            "adjacency of shape {n}×{m} is not square"
+        )));
+    }
+    if let Some(((i, j), v)) = a
+        .indexed_iter()
+        .find(|(_, v)| !(**v >= 0.0 && v.is_finite()))
+    {
+        return Err(GraphError::Parameter(format!(
+            "A[{i}, {j}] = {v}: weights must be ≥ 0"
+        )));
+    }
+    if a.indexed_iter().any(|((i, j), v)| *v != a[[j, i]]) {
+        return Err(GraphError::Parameter(
+            "the adjacency is not symmetric".into(),
+        ));
+    }
+    let total = a.sum();
+    if total <= 0.0 {
+        return Err(GraphError::Parameter("the adjacency has no edge".into()));
+    }
+    Ok(&a / total)
+}
+
+/// The model's affinity graph `Â[x, x′] = dₓ P_θ(x′|x)`, with `p` a joint distribution
+/// (see [`joint_distribution`]).
+///
+/// # Shapes
+/// `p`: `[n, n]`; `f`: `[n, k]`; returns `[n, n]`.
+pub fn info_nce_affinity(p: ArrayView2<f64>, f: ArrayView2<f64>) -> Array2<f64> {
+    let d = p.sum_axis(ndarray::Axis(1));
+    let logits = f.dot(&f.t());
+    let mut out = Array2::zeros(p.dim());
+    for (x, (row, mut out_row)) in logits.rows().into_iter().zip(out.rows_mut()).enumerate() {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let weights: Array1<f64> = row
+            .iter()
+            .zip(&d)
+            .map(|(s, dy)| dy * (s - max).exp())
+            .collect();
+        let total = weights.sum();
+        out_row.assign(&(weights * (d[x] / total)));
+    }
+    out
+}
+
+/// The InfoNCE objective of the module docs.
+///
+/// # Shapes
+/// `p`: `[n, n]` joint distribution; `f`: `[n, k]`.
+pub fn info_nce_loss(p: ArrayView2<f64>, f: ArrayView2<f64>) -> f64 {
+    let d = p.sum_axis(ndarray::Axis(1));
+    let logits = f.dot(&f.t());
+    let align = (&p * &logits).sum();
+    let unif: f64 = logits
+        .rows()
+        .into_iter()
+        .zip(&d)
+        .map(|(row, dx)| {
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = row.iter().zip(&d).map(|(s, dy)| dy * (s - max).exp()).sum();
+            dx * (max + sum.ln())
+        })
+        .sum();
+    unif - align
+}
+
+/// The gradient `−2Af + (Â + Âᵀ)f`.
+///
+/// # Shapes
+/// `p`: `[n, n]`; `f`: `[n, k]`; returns `[n, k]`.
+pub fn info_nce_gradient(p: ArrayView2<f64>, f: ArrayView2<f64>) -> Array2<f64> {
+    let a_hat = info_nce_affinity(p, f);
+    (&a_hat + &a_hat.t()).dot(&f) - p.dot(&f) * 2.0
+}
+
+/// One message-passing step of InfoNCE: `f ← f + η(2Af − (Â + Âᵀ)f)`, or one of its terms.
+///
+/// # Shapes
+/// `p`: `[n, n]`; `f`: `[n, k]`, updated in place.
+pub fn info_nce_step(p: ArrayView2<f64>, f: &mut Array2<f64>, eta: f64, terms: Terms) {
+    let mut delta = Array2::zeros(f.dim());
+    if terms != Terms::Uniformity {
+        delta += &(p.dot(f) * 2.0);
+    }
+    if terms != Terms::Alignment {
+        let a_hat = info_nce_affinity(p, f.view());
+        delta -= &(&a_hat + &a_hat.t()).dot(f);
+    }
+    f.scaled_add(eta, &delta);
 }
 
 #[cfg(test)]
@@ -247,6 +354,74 @@ mod tests {
         // At the fixed point FᵀF has the top eigenvalues: σᵢ² = λᵢ.
         let s = feature_spectrum(f.view());
         assert!((s[0] * s[0] - eig.values[0]).abs() < 1e-6, "{s}");
+    }
+
+    #[test]
+    fn info_nce_gradient_equals_central_differences() {
+        let p = joint_distribution(abar().to_dense().view()).unwrap();
+        let f = random_block(60, 3, 8);
+        let grad = info_nce_gradient(p.view(), f.view());
+        let h = 1e-6;
+        for (i, j) in [(0, 0), (22, 2), (59, 1)] {
+            let (mut up, mut down) = (f.clone(), f.clone());
+            up[[i, j]] += h;
+            down[[i, j]] -= h;
+            let fd = (info_nce_loss(p.view(), up.view()) - info_nce_loss(p.view(), down.view()))
+                / (2.0 * h);
+            assert!(
+                (fd - grad[[i, j]]).abs() < 1e-8,
+                "({i}, {j}): {fd} vs {}",
+                grad[[i, j]]
+            );
+        }
+    }
+
+    #[test]
+    fn info_nce_drives_the_affinity_towards_the_graph() {
+        // Â sums to 1 like A; descent on the loss shrinks ‖Â − A‖ while ‖f‖ grows (A has
+        // zeros, which exp never reaches).
+        let p = joint_distribution(two_blocks(15, 0.5, 0.05, 12).to_dense().view()).unwrap();
+        let mut f = random_block(30, 4, 9) * 0.1;
+        let gap = |f: &Array2<f64>| {
+            let a_hat = info_nce_affinity(p.view(), f.view());
+            assert!((a_hat.sum() - 1.0).abs() < 1e-12);
+            (a_hat - &p).iter().map(|x| x * x).sum::<f64>().sqrt()
+        };
+        let norm = |f: &Array2<f64>| f.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let (gap0, norm0) = (gap(&f), norm(&f));
+        let mut loss = info_nce_loss(p.view(), f.view());
+        for _ in 0..20 {
+            for _ in 0..50 {
+                info_nce_step(p.view(), &mut f, 2.0, Terms::Both);
+            }
+            // Gradient descent with a small enough step: the loss never rises.
+            let now = info_nce_loss(p.view(), f.view());
+            assert!(now < loss, "the loss went from {loss} to {now}");
+            loss = now;
+        }
+        // Measured: 0.048 → 0.035 over these 1000 steps; the rest is the part of A's zeros
+        // that finite features cannot reach.
+        let last = gap(&f);
+        assert!(last < 0.8 * gap0, "{gap0} → {last}");
+        assert!(norm(&f) > norm0);
+    }
+
+    #[test]
+    fn joint_distribution_rejects_bad_graphs() {
+        let bad = ndarray::array![[0.0, 1.0], [2.0, 0.0]];
+        assert!(
+            joint_distribution(bad.view())
+                .unwrap_err()
+                .to_string()
+                .contains("symmetric")
+        );
+        let neg = ndarray::array![[0.0, -1.0], [-1.0, 0.0]];
+        assert!(
+            joint_distribution(neg.view())
+                .unwrap_err()
+                .to_string()
+                .contains("A[0, 1]")
+        );
     }
 
     #[test]

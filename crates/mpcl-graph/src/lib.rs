@@ -4,16 +4,20 @@
 //! Views are the nodes; `A[x, x′]` weighs how likely `x` and `x′` are views of one sample.
 //! - [`CsrGraph`]: sparse graphs, degrees, the normalisations Ā = D^-1/2 A D^-1/2 and D^-1 A,
 //!   connected components and the largest one, edge dropping.
+//! - [`build`]: ε-ball and k-NN graphs from point clouds (k-d tree, no all-pairs pass), the
+//!   graph of views from a view → sample assignment, rewiring with feature-space neighbours.
 //! - [`ViewGraph`]: the dense graph of views of a batch.
 //! - [`eigen`]: the top eigenpairs of Ā with a convergence report.
 //! - [`objective`]: batch InfoNCE and spectral losses written once, as oracles for the
 //!   libtorch implementations.
-//! - [`dynamics`]: the spectral loss's message-passing step and the metrics of where it goes.
+//! - [`dynamics`]: the spectral and InfoNCE objectives in feature space, their
+//!   message-passing steps, and the metrics of where the features go.
 //! - [`linalg`]: the small dense algebra these need.
 //!
-//! Not here yet: f32 weights, point-cloud builders, InfoNCE dynamics, the toy experiment
-//! (FIXME(#4)).
+//! Not here yet: f32 weights, sparse InfoNCE steps, trajectory recording with class metrics,
+//! and the toy experiment with its plots (FIXME(#4)).
 
+pub mod build;
 mod csr;
 pub mod dynamics;
 pub mod eigen;
