@@ -248,18 +248,32 @@ mod tests {
         two_blocks(30, 0.4, 0.03, 11).sym_normalized().unwrap()
     }
 
-    #[test]
-    fn gradient_equals_central_differences() {
-        // Central differences with h = 1e-6 in f64: truncation O(h²) and rounding ≈ 1e-10.
-        let g = abar();
-        let f = random_block(60, 3, 4) * 0.3;
-        let grad = spectral_gradient(&g, f.view());
+    fn top3(g: &CsrGraph) -> crate::eigen::Eigen {
+        top_eigenpairs(
+            g,
+            &EigenConfig {
+                k: 3,
+                tol: 1e-12,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// Checks `grad` against central differences of `loss` at a few entries of `f`: with
+    /// h = 1e-6 in f64 the truncation error is O(h²) and the rounding error about 1e-10.
+    fn assert_gradient(
+        loss: impl Fn(ArrayView2<f64>) -> f64,
+        f: &Array2<f64>,
+        grad: &Array2<f64>,
+        entries: &[(usize, usize)],
+    ) {
         let h = 1e-6;
-        for (i, j) in [(0, 0), (17, 1), (59, 2), (31, 0)] {
+        for &(i, j) in entries {
             let (mut up, mut down) = (f.clone(), f.clone());
             up[[i, j]] += h;
             down[[i, j]] -= h;
-            let fd = (spectral_loss(&g, up.view()) - spectral_loss(&g, down.view())) / (2.0 * h);
+            let fd = (loss(up.view()) - loss(down.view())) / (2.0 * h);
             assert!(
                 (fd - grad[[i, j]]).abs() < 1e-7,
                 "({i}, {j}): {fd} vs {}",
@@ -269,21 +283,26 @@ mod tests {
     }
 
     #[test]
+    fn gradient_equals_central_differences() {
+        let g = abar();
+        let f = random_block(60, 3, 4) * 0.3;
+        let grad = spectral_gradient(&g, f.view());
+        assert_gradient(
+            |f| spectral_loss(&g, f),
+            &f,
+            &grad,
+            &[(0, 0), (17, 1), (59, 2), (31, 0)],
+        );
+    }
+
+    #[test]
     fn alignment_alone_collapses_at_the_predicted_rate() {
         // F_t ∝ (I + ηĀ)ᵗF₀, so σ₂/σ₁ shrinks by (1 + ηλ₂)/(1 + ηλ₁) per step once the third
         // direction has died out (its share falls by (1 + ηλ₃)/(1 + ηλ₂) per step, below 1e-6
         // after the first 100 steps here). Measured over the next 100 steps, while σ₂/σ₁ is
         // still far above the rounding floor of computing σ from FᵀF.
         let g = abar();
-        let eig = top_eigenpairs(
-            &g,
-            &EigenConfig {
-                k: 3,
-                tol: 1e-12,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let eig = top3(&g);
         let eta = 0.5;
         let rate = (1.0 + eta * eig.values[1]) / (1.0 + eta * eig.values[0]);
         let mut f = random_block(60, 2, 5);
@@ -334,15 +353,7 @@ mod tests {
     fn both_converge_to_the_top_eigenspace() {
         // A clear gap: two blocks give eigenvalues 1 and ≈0.8, the rest well below.
         let g = abar();
-        let eig = top_eigenpairs(
-            &g,
-            &EigenConfig {
-                k: 3,
-                tol: 1e-12,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let eig = top3(&g);
         assert!(eig.values[1] - eig.values[2] > 0.3, "gap {:?}", eig.values);
         let mut f = random_block(60, 2, 7) * 0.1;
         for _ in 0..3000 {
@@ -361,19 +372,12 @@ mod tests {
         let p = joint_distribution(abar().to_dense().view()).unwrap();
         let f = random_block(60, 3, 8);
         let grad = info_nce_gradient(p.view(), f.view());
-        let h = 1e-6;
-        for (i, j) in [(0, 0), (22, 2), (59, 1)] {
-            let (mut up, mut down) = (f.clone(), f.clone());
-            up[[i, j]] += h;
-            down[[i, j]] -= h;
-            let fd = (info_nce_loss(p.view(), up.view()) - info_nce_loss(p.view(), down.view()))
-                / (2.0 * h);
-            assert!(
-                (fd - grad[[i, j]]).abs() < 1e-8,
-                "({i}, {j}): {fd} vs {}",
-                grad[[i, j]]
-            );
-        }
+        assert_gradient(
+            |f| info_nce_loss(p.view(), f),
+            &f,
+            &grad,
+            &[(0, 0), (22, 2), (59, 1)],
+        );
     }
 
     #[test]

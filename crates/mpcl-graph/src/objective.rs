@@ -19,6 +19,17 @@ use ndarray::ArrayView2;
 
 use crate::{GraphError, ViewGraph};
 
+/// The row count of `f`, checked against the graph's node count.
+fn check_nodes(f: ArrayView2<f64>, graph: &ViewGraph) -> Result<usize, GraphError> {
+    let (v, nodes) = (f.nrows(), graph.adjacency.nrows());
+    if nodes != v {
+        return Err(GraphError::Shape(format!(
+            "f has {v} rows but the graph has {nodes} nodes"
+        )));
+    }
+    Ok(v)
+}
+
 /// The batch InfoNCE of features `f` over `graph` at temperature `tau`.
 ///
 /// # Shapes
@@ -28,13 +39,7 @@ use crate::{GraphError, ViewGraph};
 /// [`GraphError::Shape`] when `f` has a row count other than the graph's node count,
 /// [`GraphError::Parameter`] when τ ≤ 0 or a node has no positive.
 pub fn info_nce(f: ArrayView2<f64>, graph: &ViewGraph, tau: f64) -> Result<f64, GraphError> {
-    let v = f.nrows();
-    if graph.adjacency.nrows() != v {
-        return Err(GraphError::Shape(format!(
-            "f has {v} rows but the graph has {} nodes",
-            graph.adjacency.nrows()
-        )));
-    }
+    let v = check_nodes(f, graph)?;
     if tau.is_nan() || tau <= 0.0 {
         return Err(GraphError::Parameter(format!("tau = {tau}: expected > 0")));
     }
@@ -82,13 +87,7 @@ pub fn info_nce(f: ArrayView2<f64>, graph: &ViewGraph, tau: f64) -> Result<f64, 
 /// [`GraphError::Shape`] when `f` does not match the graph, [`GraphError::Parameter`] when the
 /// graph has no edge or no unlinked pair.
 pub fn spectral(f: ArrayView2<f64>, graph: &ViewGraph, mu: f64) -> Result<f64, GraphError> {
-    let v = f.nrows();
-    if graph.adjacency.nrows() != v {
-        return Err(GraphError::Shape(format!(
-            "f has {v} rows but the graph has {} nodes",
-            graph.adjacency.nrows()
-        )));
-    }
+    let v = check_nodes(f, graph)?;
     let (mut pos, mut weight, mut neg, mut pairs) = (0.0, 0.0, 0.0, 0usize);
     for x in 0..v {
         for y in 0..v {

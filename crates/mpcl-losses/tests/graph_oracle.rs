@@ -6,6 +6,15 @@ use mpcl_losses::{InfoNce, Spectral};
 use ndarray::Array2;
 use tch::{Kind, Tensor};
 
+/// A 2-D f64 tensor as an ndarray matrix.
+fn to_array(z: &Tensor) -> Array2<f64> {
+    let [rows, cols] = z.size()[..] else {
+        panic!("a matrix")
+    };
+    let flat: Vec<f64> = Vec::try_from(z.flatten(0, 1)).unwrap();
+    Array2::from_shape_vec((rows as usize, cols as usize), flat).unwrap()
+}
+
 #[test]
 fn info_nce_equals_the_graph_closed_form() {
     tch::manual_seed(11);
@@ -21,8 +30,7 @@ fn info_nce_equals_the_graph_closed_form() {
             .loss(&z, None)
             .unwrap()
             .double_value(&[]);
-        let flat: Vec<f64> = Vec::try_from(z.flatten(0, 1)).unwrap();
-        let f = Array2::from_shape_vec((n * views, d as usize), flat).unwrap();
+        let f = to_array(&z);
         let oracle = objective::info_nce(f.view(), &ViewGraph::view_major(n, views), tau).unwrap();
         assert!(
             (ours - oracle).abs() < 1e-10,
@@ -41,8 +49,7 @@ fn spectral_equals_the_graph_closed_form() {
             .loss(&z)
             .unwrap()
             .double_value(&[]);
-        let flat: Vec<f64> = Vec::try_from(z.flatten(0, 1)).unwrap();
-        let f = Array2::from_shape_vec((n * views, d as usize), flat).unwrap();
+        let f = to_array(&z);
         let oracle = objective::spectral(f.view(), &ViewGraph::view_major(n, views), mu).unwrap();
         assert!(
             (ours - oracle).abs() < 1e-10,

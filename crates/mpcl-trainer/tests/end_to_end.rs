@@ -3,7 +3,7 @@
 //! default).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use mpcl_trainer::{Config, RunDir};
 
@@ -27,11 +27,23 @@ k = 20
 epochs = 3
 "#;
 
-fn mpcl(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mpcl"))
-        .args(args)
-        .output()
-        .expect("mpcl runs")
+/// Runs `mpcl train` with an optional config and data directory, runs going to `runs`.
+fn train(config: Option<&Path>, data: Option<&Path>, runs: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpcl"));
+    cmd.arg("train").arg("--runs-dir").arg(runs);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    if let Some(data) = data {
+        cmd.arg("--data-dir").arg(data);
+    }
+    cmd.output().expect("mpcl runs")
+}
+
+/// The stderr of a run that must have failed.
+fn failure(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn only_run_dir(runs: &Path) -> std::path::PathBuf {
@@ -49,15 +61,13 @@ fn a_tiny_run_fills_its_run_directory() {
     let config = tmp.path().join("tiny.toml");
     std::fs::write(&config, TINY).unwrap();
     let runs = tmp.path().join("runs");
-    let out = mpcl(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--runs-dir",
-        runs.to_str().unwrap(),
-    ]);
+    let out = train(Some(&config), None, &runs);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "mpcl failed:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "mpcl failed:
+{stderr}"
+    );
 
     let dir = only_run_dir(&runs);
     assert!(
@@ -147,15 +157,7 @@ fn bad_configs_are_rejected_naming_the_file_and_key() {
     let config = tmp.path().join("typo.toml");
     std::fs::write(&config, "[train]\nepohcs = 3\n").unwrap();
     let runs = tmp.path().join("runs");
-    let out = mpcl(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--runs-dir",
-        runs.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failure(&train(Some(&config), None, &runs));
     assert!(
         stderr.contains("typo.toml") && stderr.contains("unknown field `epohcs`"),
         "{stderr}"
@@ -166,15 +168,7 @@ fn bad_configs_are_rejected_naming_the_file_and_key() {
     );
 
     std::fs::write(&config, "[data]\ntrain_subset = 10\n").unwrap();
-    let out = mpcl(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--runs-dir",
-        runs.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failure(&train(Some(&config), None, &runs));
     assert!(
         stderr.contains("train.batch_size = 256 is larger than the 10 training images"),
         "{stderr}"
@@ -184,15 +178,8 @@ fn bad_configs_are_rejected_naming_the_file_and_key() {
 #[test]
 fn a_missing_data_set_says_how_to_get_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = mpcl(&[
-        "train",
-        "--data-dir",
-        tmp.path().join("empty").to_str().unwrap(),
-        "--runs-dir",
-        tmp.path().join("runs").to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let empty = tmp.path().join("empty");
+    let stderr = failure(&train(None, Some(&empty), &tmp.path().join("runs")));
     assert!(
         stderr.contains("train-images-idx3-ubyte not found"),
         "{stderr}"
