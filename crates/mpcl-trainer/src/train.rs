@@ -112,8 +112,10 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     Ok(outcome)
 }
 
-fn tch_version() -> &'static str {
-    "0.26.0 (libtorch 2.13.0)"
+/// The tch release, as pinned in the workspace manifest, and the libtorch found at build
+/// time (build/libtorch_rpath.rs).
+fn tch_version() -> String {
+    format!("0.26.0 (libtorch {})", env!("MPCL_LIBTORCH_VERSION"))
 }
 
 /// The training loop; returns the per-epoch metrics, also written to `metrics.csv`.
