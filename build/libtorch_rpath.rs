@@ -13,7 +13,10 @@ fn main() {
         return;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    println!("cargo:rustc-env=MPCL_LIBTORCH_VERSION={}", version(Path::new(&lib)));
+    println!(
+        "cargo:rustc-env=MPCL_LIBTORCH_VERSION={}",
+        version(Path::new(&lib))
+    );
 }
 
 /// The version of the libtorch whose `lib` directory is `lib`: from `build-version` (the
@@ -26,5 +29,8 @@ fn version(lib: &Path) -> String {
         let line = text.lines().find(|l| l.starts_with("__version__"))?;
         Some(line.split('\'').nth(1)?.to_owned())
     };
-    from_archive.map(|v| v.trim().to_owned()).or_else(from_wheel).unwrap_or("unknown".into())
+    from_archive
+        .map(|v| v.trim().to_owned())
+        .or_else(from_wheel)
+        .unwrap_or("unknown".into())
 }

@@ -114,6 +114,18 @@ impl Default for ModelConfig {
 pub enum Method {
     /// SimCLR: InfoNCE (NT-Xent) over the views of the batch.
     Simclr,
+    /// Spectral contrastive learning (HaoChen et al.): −2·E[zᵀz⁺] + μ·E[(zᵀz⁻)²].
+    Spectral,
+}
+
+impl Method {
+    /// The name used in result tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Simclr => "SimCLR",
+            Self::Spectral => "Spectral",
+        }
+    }
 }
 
 /// Optimisers.
@@ -130,7 +142,7 @@ pub enum Optimizer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// The objective. Default `"simclr"`.
+    /// The objective: `"simclr"` (default) or `"spectral"`.
     pub method: Method,
     /// How positives are aggregated: `"plain"` (default) or `"attention"`.
     pub aggregator: AggregatorKind,
@@ -140,8 +152,10 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Views per image. Default 2.
     pub views: usize,
-    /// InfoNCE temperature τ. Default 0.2.
+    /// InfoNCE temperature τ (SimCLR). Default 0.2.
     pub temperature: f64,
+    /// Weight μ of the spectral loss's uniformity term. Default 1.
+    pub spectral_mu: f64,
     /// The optimiser. Default `"adamw"`.
     pub optimizer: Optimizer,
     /// Peak learning rate. Default 1e-3.
@@ -169,6 +183,7 @@ impl Default for TrainConfig {
             batch_size: 256,
             views: 2,
             temperature: 0.2,
+            spectral_mu: 1.0,
             optimizer: Optimizer::Adamw,
             lr: 1e-3,
             weight_decay: 1e-6,
@@ -272,6 +287,18 @@ impl Config {
         at_least("train.views", t.views, 2)?;
         positive("train.temperature", t.temperature)?;
         positive("train.lr", t.lr)?;
+        if !(t.spectral_mu >= 0.0 && t.spectral_mu.is_finite()) {
+            return Err(format!(
+                "train.spectral_mu = {}: must be ≥ 0",
+                t.spectral_mu
+            ));
+        }
+        if t.method == Method::Spectral && t.aggregator != AggregatorKind::Plain {
+            return Err(format!(
+                "train.aggregator = {:?} re-weights InfoNCE terms: it needs method = \"simclr\"",
+                t.aggregator
+            ));
+        }
         if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
             return Err(format!(
                 "train.weight_decay = {}: must be ≥ 0",
@@ -358,6 +385,10 @@ mod tests {
             ("[eval.knn]\nk = 0\n", "eval.knn.k = 0"),
             ("[data]\ndataset = \"mnist\"\n", "unknown variant `mnist`"),
             ("[train]\nepochs = \"three\"\n", "invalid type"),
+            (
+                "[train]\nmethod = \"spectral\"\naggregator = \"attention\"\n",
+                "it needs method = \"simclr\"",
+            ),
         ];
         for (toml, expected) in cases {
             let err = Config::parse(toml, "x.toml").unwrap_err().to_string();

@@ -10,14 +10,14 @@ use mpcl_data::fashion_mnist::FashionMnist;
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
 use mpcl_data::{ImageSet, Split};
 use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
-use mpcl_losses::InfoNce;
+use mpcl_losses::{InfoNce, Spectral};
 use serde::Serialize;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Tensor};
 use tracing::info;
 
 use crate::TrainError;
-use crate::config::{Config, Optimizer};
+use crate::config::{Config, Method, Optimizer};
 use crate::model::Model;
 use crate::run_dir::{EpochMetrics, RunDir};
 use crate::schedule::Schedule;
@@ -89,7 +89,7 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     vs.save(&tmp)?;
     std::fs::rename(&tmp, &weights).map_err(|e| TrainError::io(&weights, e))?;
 
-    let name = format!("SimCLR encoder ({} epochs)", t.epochs);
+    let name = format!("{} encoder ({} epochs)", t.method.label(), t.epochs);
     let mut rows = vec![evaluate_encoder(cfg, &name, &model, &train_set, &test_set)];
     rows.extend(baselines);
     let table = markdown_table(&rows);
@@ -116,6 +116,12 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
 /// time (build/libtorch_rpath.rs).
 fn tch_version() -> String {
     format!("0.26.0 (libtorch {})", env!("MPCL_LIBTORCH_VERSION"))
+}
+
+/// The loss a run trains with.
+enum Objective {
+    InfoNce(InfoNce),
+    Spectral(Spectral),
 }
 
 /// The training loop; returns the per-epoch metrics, also written to `metrics.csv`.
@@ -150,7 +156,10 @@ fn train(
         }
         .build(vs, t.lr)?,
     };
-    let nce = InfoNce::new(t.temperature, t.views)?;
+    let objective = match t.method {
+        Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, t.views)?),
+        Method::Spectral => Objective::Spectral(Spectral::new(t.views, t.spectral_mu)?),
+    };
     let mut aggregator = t.aggregator.build();
     let augment = Arc::new(cfg.augment.clone());
     let shape = [
@@ -181,8 +190,13 @@ fn train(
                 projection: &z,
                 views: t.views,
             });
-            let loss = nce.loss(&z, weights.as_ref())?;
-            let split = nce.gradient_split(&z, weights.as_ref())?;
+            let (loss, split) = match &objective {
+                Objective::InfoNce(nce) => (
+                    nce.loss(&z, weights.as_ref())?,
+                    nce.gradient_split(&z, weights.as_ref())?,
+                ),
+                Objective::Spectral(sp) => (sp.loss(&z)?, sp.gradient_split(&z)?),
+            };
             grad_norms.0 += split.alignment.norm().double_value(&[]);
             grad_norms.1 += split.uniformity.norm().double_value(&[]);
             opt.set_lr(schedule.lr(step));
