@@ -80,6 +80,9 @@ impl GrayAugment {
                 return Err(format!("{name} = {s}: a jitter strength must be ≥ 0"));
             }
         }
+        if !self.mean.is_finite() {
+            return Err(format!("mean = {}: must be finite", self.mean));
+        }
         if !(self.std > 0.0 && self.std.is_finite()) {
             return Err(format!("std = {}: must be > 0", self.std));
         }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 
+/// The most libtorch threads a config may ask for.
+const MAX_THREADS: usize = 1024;
+
 /// The embedded default experiment, `configs/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../../configs/default.toml");
 
@@ -318,6 +321,12 @@ impl Config {
             ));
         }
         at_least("train.log_every", t.log_every, 1)?;
+        if t.threads > MAX_THREADS {
+            return Err(format!(
+                "train.threads = {}: must be at most {MAX_THREADS}",
+                t.threads
+            ));
+        }
         let m = &self.model;
         if m.widths.is_empty() || m.widths.contains(&0) {
             return Err(format!(
@@ -338,6 +347,12 @@ impl Config {
         at_least("eval.probe.epochs", e.probe.epochs, 1)?;
         at_least("eval.probe.batch_size", e.probe.batch_size, 1)?;
         positive("eval.probe.lr", e.probe.lr)?;
+        if !(e.probe.weight_decay >= 0.0 && e.probe.weight_decay.is_finite()) {
+            return Err(format!(
+                "eval.probe.weight_decay = {}: must be ≥ 0",
+                e.probe.weight_decay
+            ));
+        }
         Ok(())
     }
 }
@@ -383,6 +398,12 @@ mod tests {
             ("[model]\nwidths = []\n", "model.widths = []"),
             ("[augment]\nflip_p = 2.0\n", "augment.flip_p = 2"),
             ("[eval.knn]\nk = 0\n", "eval.knn.k = 0"),
+            (
+                "[eval.probe]\nweight_decay = nan\n",
+                "eval.probe.weight_decay = NaN",
+            ),
+            ("[augment]\nmean = inf\n", "augment.mean = inf"),
+            ("[train]\nthreads = 100000\n", "train.threads = 100000"),
             ("[data]\ndataset = \"mnist\"\n", "unknown variant `mnist`"),
             ("[train]\nepochs = \"three\"\n", "invalid type"),
             (

@@ -89,7 +89,12 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     vs.save(&tmp)?;
     std::fs::rename(&tmp, &weights).map_err(|e| TrainError::io(&weights, e))?;
 
-    let name = format!("{} encoder ({} epochs)", t.method.label(), t.epochs);
+    let epochs = if t.epochs == 1 {
+        "1 epoch".into()
+    } else {
+        format!("{} epochs", t.epochs)
+    };
+    let name = format!("{} encoder ({epochs})", t.method.label());
     let mut rows = vec![evaluate_encoder(cfg, &name, &model, &train_set, &test_set)];
     rows.extend(baselines);
     let table = markdown_table(&rows);

@@ -195,8 +195,14 @@ fn spectral_and_attention_variants_train() {
     let data_dir = mpcl_data::default_data_dir();
     let tmp = tempfile::tempdir().unwrap();
     let variants = [
-        ("[train]\nmethod = \"spectral\"\n", "Spectral encoder (2 epochs)"),
-        ("[train]\naggregator = \"attention\"\n", "SimCLR encoder (2 epochs)"),
+        (
+            "[train]\nmethod = \"spectral\"\n",
+            "Spectral encoder (2 epochs)",
+        ),
+        (
+            "[train]\naggregator = \"attention\"\n",
+            "SimCLR encoder (2 epochs)",
+        ),
     ];
     for (change, row) in variants {
         // The tiny config with one key of [train] replaced by the variant's.
@@ -205,6 +211,11 @@ fn spectral_and_attention_variants_train() {
         let dir = RunDir::create(tmp.path(), "variant").unwrap();
         let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
         assert_eq!(outcome.rows[0].name, row);
-        assert!(outcome.metrics.iter().all(|m| m.loss.is_finite() && m.grad_alignment > 0.0));
+        assert!(
+            outcome
+                .metrics
+                .iter()
+                .all(|m| m.loss.is_finite() && m.grad_alignment > 0.0)
+        );
     }
 }
