@@ -1,5 +1,5 @@
 //! Aggregators: what a technique from message-passing GNNs changes in a contrastive training
-//! step (../shared/docs/science.md §4).
+//! step (docs/science.md §4).
 //!
 //! In the message-passing view, InfoNCE's alignment term aggregates each view's positives.
 //! An aggregator changes that aggregation; today it may re-weight each anchor's term (graph

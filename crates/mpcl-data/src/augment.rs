@@ -17,20 +17,24 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct GrayAugment {
     /// Range of the crop's area as a fraction of the image (torchvision's `scale`).
+    /// Default `[0.08, 1.0]`, torchvision's.
+    #[serde(deserialize_with = "range")]
     pub crop_scale: [f64; 2],
     /// Range of the crop's aspect ratio w/h (torchvision's `ratio`), sampled log-uniformly.
+    /// Default `[3/4, 4/3]`.
+    #[serde(deserialize_with = "range")]
     pub crop_ratio: [f64; 2],
-    /// Probability of a horizontal flip.
+    /// Probability of a horizontal flip. Default 0.5.
     pub flip_p: f64,
-    /// Probability that the jitter is applied at all (`RandomApply`).
+    /// Probability that the jitter is applied at all (`RandomApply`). Default 0.8.
     pub jitter_p: f64,
-    /// Brightness strength b: the factor is drawn from [max(0, 1 − b), 1 + b].
+    /// Brightness strength b: the factor is drawn from [max(0, 1 − b), 1 + b]. Default 0.4.
     pub brightness: f64,
-    /// Contrast strength c: the factor is drawn from [max(0, 1 − c), 1 + c].
+    /// Contrast strength c: the factor is drawn from [max(0, 1 − c), 1 + c]. Default 0.4.
     pub contrast: f64,
-    /// Mean subtracted after scaling pixels to [0, 1].
+    /// Mean subtracted after scaling pixels to [0, 1]. Default 0.2860 (Fashion-MNIST's).
     pub mean: f32,
-    /// Standard deviation divided by after subtracting the mean.
+    /// Standard deviation divided by after subtracting the mean. Default 0.3530.
     pub std: f32,
 }
 
@@ -135,6 +139,14 @@ impl GrayAugment {
             apply_b(img);
         }
     }
+}
+
+/// Reads `[min, max]`, rejecting lists of any other length (serde's fixed-size arrays would
+/// silently drop extra elements in some formats).
+fn range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[f64; 2], D::Error> {
+    let v = Vec::<f64>::deserialize(d)?;
+    <[f64; 2]>::try_from(v.as_slice())
+        .map_err(|_| serde::de::Error::invalid_length(v.len(), &"two numbers [min, max]"))
 }
 
 /// Identifies one augmented view; its generator depends on these four numbers alone.

@@ -36,7 +36,7 @@ pub struct FileSpec {
 }
 
 /// The four files; checksums from the authors' repository (compressed) and from the
-/// decompressed official files (../shared/docs/science.md §7).
+/// decompressed official files (docs/science.md §7).
 pub const FILES: [FileSpec; 4] = [
     FileSpec {
         name: "train-images-idx3-ubyte",
@@ -177,14 +177,16 @@ impl FashionMnist {
             dir: self.dir.clone(),
             how: format!(
                 "ways to provide it:\n\
-                 - run `cargo xtask download fashion-mnist` (imports the system copy, or \
-                 downloads the official files from {BASE_URL})\n\
+                 - run `cargo xtask download fashion-mnist --data-dir {data}` (imports the \
+                 system copy, or downloads the official files from {BASE_URL})\n\
                  - install Debian's package: `apt-get install dataset-fashion-mnist` (files in \
-                 {SYSTEM_DIR})\n\
-                 - copy the four IDX files (.gz or decompressed) into {}\n\
+                 {SYSTEM_DIR}), then run the command above\n\
+                 - copy the four decompressed IDX files ({names}) into {dir}\n\
                  - point the data directory at an existing copy: MPCL_DATA_DIR, `--data-dir`, \
                  or `data.dir` in the config",
-                self.dir.display()
+                data = self.dir.parent().unwrap_or(&self.dir).display(),
+                names = self.files.map(|f| f.name).join(", "),
+                dir = self.dir.display()
             ),
         }
     }

@@ -1,5 +1,5 @@
 //! Augmentation graphs and the feature-space view of contrastive learning
-//! (../shared/docs/science.md §1–3), on `ndarray` and `rayon`, never on libtorch.
+//! (docs/science.md §1–3), on `ndarray` and `rayon`, never on libtorch.
 //!
 //! Views are the nodes; `A[x, x′]` weighs how likely `x` and `x′` are views of one sample.
 //! - [`CsrGraph`]: sparse graphs, degrees, the normalisations Ā = D^-1/2 A D^-1/2 and D^-1 A,

@@ -156,9 +156,8 @@ impl InfoNce {
     }
 
     /// The gradient of [`loss`](Self::loss) with respect to the normalised embeddings
-    /// `u = z/‖z‖`, split into its alignment and uniformity messages (module docs). The
-    /// gradient with respect to `z` is the sum projected on each row's tangent space and
-    /// divided by ‖zᵣ‖.
+    /// `u = z/‖z‖`, split into its alignment and uniformity messages (module docs).
+    /// [`GradientSplit::through_normalization`] carries it to `z`.
     ///
     /// # Shapes
     /// `z`: `[m·N, d]`; `weights`: `[m·N]`; both parts `[m·N, d]`.
@@ -296,6 +295,7 @@ mod tests {
     fn gradient_split_sums_to_autograd() {
         // Autograd differentiates through the normalisation, so its gradient with respect
         // to z is the split's sum g projected per row: (g − (g·u)u)/‖z‖.
+        // through_normalization does that projection.
         tch::manual_seed(5);
         for (views, decoupled, weighted) in [(2, false, false), (3, false, true), (2, true, true)] {
             let z =
@@ -305,12 +305,8 @@ mod tests {
             let mut nce = InfoNce::new(0.2, views).unwrap();
             nce.decoupled = decoupled;
             nce.loss(&z, w).unwrap().backward();
-            let split = nce.gradient_split(&z, w).unwrap();
-            let g = &split.alignment + &split.uniformity;
-            let norm = z.detach().norm_scalaropt_dim(2.0, [1i64].as_slice(), true);
-            let u = z.detach() / &norm;
-            let radial = (&g * &u).sum_dim_intlist([1i64].as_slice(), true, Kind::Double);
-            let projected = (g - radial * &u) / norm;
+            let split = nce.gradient_split(&z, w).unwrap().through_normalization(&z);
+            let projected = split.alignment + split.uniformity;
             let diff = (projected - z.grad()).abs().max().double_value(&[]);
             assert!(diff < 1e-10, "m = {views}, decoupled = {decoupled}: {diff}");
         }
@@ -342,6 +338,23 @@ mod tests {
                 grad[i]
             );
         }
+    }
+
+    #[test]
+    fn aligned_positives_send_no_tangential_alignment_message() {
+        // Each view equals its partner: the alignment message −(2/(Rτ))·u_partner is radial,
+        // so nothing of it survives the projection onto the sphere's tangent space, while
+        // before the projection its norm is 2/(τ√R) = 2/(0.5·2) = 2 for R = 4.
+        let z = t(&[[1., 0.], [0., 2.], [3., 0.], [0., 1.]]);
+        let split = InfoNce::new(0.5, 2)
+            .unwrap()
+            .gradient_split(&z, None)
+            .unwrap();
+        assert!((split.alignment.norm().double_value(&[]) - 2.0).abs() < 1e-6);
+        let moved = split.through_normalization(&z);
+        assert!(moved.alignment.norm().double_value(&[]) < 1e-7);
+        // The negatives are orthogonal, hence tangential: the uniformity message stays.
+        assert!(moved.uniformity.norm().double_value(&[]) > 0.1);
     }
 
     #[test]

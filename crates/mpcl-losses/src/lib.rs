@@ -1,5 +1,5 @@
 //! Contrastive training objectives on libtorch tensors, and the split of their gradients into
-//! the two messages of ../shared/docs/science.md §2: alignment (from positives, along the
+//! the two messages of docs/science.md §2: alignment (from positives, along the
 //! batch's augmentation graph) and uniformity (along the model's own affinity graph).
 //!
 //! Every loss takes the embeddings of a batch in one layout: with `N` samples and `m` views
@@ -43,6 +43,34 @@ pub struct GradientSplit {
     pub alignment: Tensor,
     /// Messages along the affinity graph (pushes views apart).
     pub uniformity: Tensor,
+}
+
+impl GradientSplit {
+    /// Both parts carried back through the row normalisation `u = z/max(‖z‖, ε)`: each row
+    /// projected on the tangent space at `uᵣ` and divided by `‖zᵣ‖` (the chain rule), so the
+    /// sum is the gradient with respect to `z`. Only these tangential parts move the features:
+    /// with unit rows the alignment message itself has the constant norm 2/(τ√R) for two
+    /// views, while its tangential part vanishes as positives align.
+    ///
+    /// # Shapes
+    /// `z`: `[m·N, d]`, the embeddings the split was computed for.
+    pub fn through_normalization(&self, z: &Tensor) -> GradientSplit {
+        tch::no_grad(|| {
+            let z = z.detach().to_kind(self.alignment.kind());
+            let norm = z
+                .norm_scalaropt_dim(2.0, [1i64].as_slice(), true)
+                .clamp_min(NORM_EPS);
+            let u = &z / &norm;
+            let project = |g: &Tensor| {
+                let radial = (g * &u).sum_dim_intlist([1i64].as_slice(), true, g.kind());
+                (g - radial * &u) / &norm
+            };
+            GradientSplit {
+                alignment: project(&self.alignment),
+                uniformity: project(&self.uniformity),
+            }
+        })
+    }
 }
 
 /// The norm below which a row is treated as zero when normalising.

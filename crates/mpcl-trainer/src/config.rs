@@ -32,7 +32,8 @@ pub struct Config {
     /// Optimisation.
     #[serde(default)]
     pub train: TrainConfig,
-    /// How views are drawn.
+    /// How views are drawn: `[augment]`, defaults documented on
+    /// [`GrayAugment`](mpcl_data::augment::GrayAugment) (torchvision's where it has one).
     #[serde(default)]
     pub augment: GrayAugment,
     /// How the frozen encoder is judged.
@@ -397,6 +398,11 @@ mod tests {
             ("[train]\nwarmup_epochs = 5.0\n", "train.warmup_epochs = 5"),
             ("[model]\nwidths = []\n", "model.widths = []"),
             ("[augment]\nflip_p = 2.0\n", "augment.flip_p = 2"),
+            (
+                "[augment]\ncrop_scale = [0.2, 0.5, 1.0]\n",
+                "invalid length 3",
+            ),
+            ("name = \".\"\n", "leading dot"),
             ("[eval.knn]\nk = 0\n", "eval.knn.k = 0"),
             (
                 "[eval.probe]\nweight_decay = nan\n",

@@ -28,6 +28,9 @@ pub enum TrainError {
         /// What is wrong, naming the key.
         message: String,
     },
+    /// Settings that do not fit the data, naming the key.
+    #[error("{0}")]
+    Invalid(String),
     /// Data that cannot be loaded.
     #[error(transparent)]
     Data(#[from] mpcl_data::DataError),
@@ -38,12 +41,12 @@ pub enum TrainError {
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     /// An I/O error on a named path.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The path concerned.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (kept out of the error chain: the message already says it).
+        cause: std::io::Error,
     },
     /// Training diverged.
     #[error("the loss became {value} at epoch {epoch}, step {step}")]
@@ -61,7 +64,7 @@ impl TrainError {
     fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.to_owned(),
-            source,
+            cause: source,
         }
     }
 }

@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let dir = RunDir::create(&runs_dir, &cfg.name)?;
     init_logging(&dir)?;
     let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).inspect_err(|e| {
-        tracing::error!("run {} failed: {e}", cfg.name);
+        tracing::error!(target: FAILURE, "run {} failed: {e}", cfg.name);
     });
     let outcome = outcome.with_context(|| {
         format!(
@@ -72,6 +72,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The log target of a run's failure: it goes to `log.txt` only, since the error itself is
+/// printed on exit.
+const FAILURE: &str = "mpcl::failure";
+
 /// Logs to stderr (`RUST_LOG` filters, default info) and to the run's `log.txt`.
 fn init_logging(dir: &RunDir) -> anyhow::Result<()> {
     let path = dir.log_path();
@@ -79,7 +83,8 @@ fn init_logging(dir: &RunDir) -> anyhow::Result<()> {
         std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let stderr_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
+        .from_env_lossy()
+        .add_directive(format!("{FAILURE}=off").parse()?);
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

@@ -32,7 +32,8 @@ pub struct EpochMetrics {
     pub views_per_s: f64,
     /// Wall time of the epoch in seconds.
     pub seconds: f64,
-    /// Mean Frobenius norm of the loss gradient's alignment part (messages from positives).
+    /// Mean Frobenius norm of the alignment part (messages from positives) of the loss
+    /// gradient with respect to the projector output.
     pub grad_alignment: f64,
     /// Mean Frobenius norm of its uniformity part (messages along the affinity graph).
     pub grad_uniformity: f64,
@@ -51,6 +52,10 @@ impl RunDir {
     /// [`TrainError::Io`] naming the directory.
     pub fn create(runs: &Path, name: &str) -> Result<Self, TrainError> {
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        if runs.exists() && !runs.is_dir() {
+            let e = std::io::Error::other("the runs directory is a file, not a directory");
+            return Err(TrainError::io(runs, e));
+        }
         std::fs::create_dir_all(runs).map_err(|e| TrainError::io(runs, e))?;
         for attempt in 0.. {
             let suffix = if attempt == 0 {

@@ -14,7 +14,7 @@ use mpcl_losses::{InfoNce, Spectral};
 use serde::Serialize;
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Tensor};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::TrainError;
 use crate::config::{Config, Method, Optimizer};
@@ -51,15 +51,20 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     let test_set = data.load(Split::Test)?.truncated(cfg.data.test_subset);
     info!(train = train_set.len(), test = test_set.len(), dir = %data.dir().display(),
         "Fashion-MNIST loaded and verified");
+    for (key, asked, have) in [
+        ("data.train_subset", cfg.data.train_subset, train_set.len()),
+        ("data.test_subset", cfg.data.test_subset, test_set.len()),
+    ] {
+        if asked > have {
+            warn!("{key} = {asked} exceeds the {have} images of the split: using all of them");
+        }
+    }
     if train_set.len() < t.batch_size {
-        return Err(TrainError::Config {
-            origin: "config".into(),
-            message: format!(
-                "train.batch_size = {} is larger than the {} training images",
-                t.batch_size,
-                train_set.len()
-            ),
-        });
+        return Err(TrainError::Invalid(format!(
+            "train.batch_size = {} is larger than the {} training images",
+            t.batch_size,
+            train_set.len()
+        )));
     }
 
     tch::manual_seed(t.seed as i64);
@@ -198,7 +203,8 @@ fn train(
             let (loss, split) = match &objective {
                 Objective::InfoNce(nce) => (
                     nce.loss(&z, weights.as_ref())?,
-                    nce.gradient_split(&z, weights.as_ref())?,
+                    nce.gradient_split(&z, weights.as_ref())?
+                        .through_normalization(&z),
                 ),
                 Objective::Spectral(sp) => (sp.loss(&z)?, sp.gradient_split(&z)?),
             };
@@ -220,10 +226,13 @@ fn train(
             if !bar.is_hidden() {
                 bar.set_message(msg);
             } else if step % t.log_every == 0 {
-                let eta = bar.eta().as_secs_f64();
+                // The run's remaining steps at this epoch's mean step time so far.
+                let done = step - (epoch - 1) * per_epoch;
+                let per_step = start.elapsed().as_secs_f64() / done as f64;
+                let eta = per_step * (schedule.total - step) as f64;
                 info!(
-                    "epoch {epoch}/{} step {step}/{}: {msg}, ETA {eta:.0} s",
-                    t.epochs, schedule.total
+                    "epoch {epoch}/{}, step {done}/{per_epoch}: {msg}, run ETA {eta:.0} s",
+                    t.epochs
                 );
             }
         }

@@ -219,3 +219,20 @@ fn spectral_and_attention_variants_train() {
         );
     }
 }
+
+#[test]
+fn a_runs_directory_that_is_a_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let stderr = failure(&train(None, None, &file));
+    assert!(
+        stderr.contains("not-a-dir: the runs directory is a file"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("is a file").count(),
+        1,
+        "said once: {stderr}"
+    );
+}
