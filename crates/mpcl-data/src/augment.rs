@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn contrast_blends_towards_the_rounded_mean() {
         // Mean of [10, 20, 30, 41] is 25.25 → PIL rounds to 25; factor 0.5 gives
-        // 25 + 0.5·(x − 25): 17.5 → 18, 22.5 → 23 (round half away from zero), 27.5 → 28, 33.
+        // 25 + 0.5·(x − 25): 17.5 → 18, 22.5 → 23 (half away from zero), 27.5 → 28, 33.
         let mut img = [10u8, 20, 30, 41];
         let mean = gray_mean(&img);
         blend(&mut img, mean, 0.5);

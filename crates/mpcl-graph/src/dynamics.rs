@@ -13,7 +13,8 @@
 //! InfoNCE on a graph `A` normalised to total weight 1 (degrees `d = A·1 = P_d`):
 //! ```text
 //! L_nce(f) = −Σ A[x,x′] fₓ·fₓ′ + Σₓ dₓ log Σₓ′ dₓ′ exp(fₓ·fₓ′)
-//! Â[x,x′]  = dₓ P_θ(x′|x),   P_θ(x′|x) = dₓ′ exp(fₓ·fₓ′) / Σₓ″ dₓ″ exp(fₓ·fₓ″)
+//! Â[x,x′]  = dₓ P_θ(x′|x)
+//! P_θ(x′|x) = dₓ′ exp(fₓ·fₓ′) / Σₓ″ dₓ″ exp(fₓ·fₓ″)
 //! ∇L_nce   = −2Af + (Â + Âᵀ)f          f ← f + η(2Af − (Â + Âᵀ)f)
 //! ```
 //! Training drives Â towards A. The class metrics of a trajectory are FIXME(#4).
@@ -297,10 +298,10 @@ mod tests {
 
     #[test]
     fn alignment_alone_collapses_at_the_predicted_rate() {
-        // F_t ∝ (I + ηĀ)ᵗF₀, so σ₂/σ₁ shrinks by (1 + ηλ₂)/(1 + ηλ₁) per step once the third
-        // direction has died out (its share falls by (1 + ηλ₃)/(1 + ηλ₂) per step, below 1e-6
-        // after the first 100 steps here). Measured over the next 100 steps, while σ₂/σ₁ is
-        // still far above the rounding floor of computing σ from FᵀF.
+        // F_t ∝ (I + ηĀ)ᵗF₀, so σ₂/σ₁ shrinks by (1 + ηλ₂)/(1 + ηλ₁) per step
+        // once the third direction has died out (its share falls by (1 + ηλ₃)/(1 + ηλ₂) per
+        // step, below 1e-6 after the first 100 steps here). Measured over the next 100 steps, while
+        // σ₂/σ₁ is still far above the rounding floor of computing σ from FᵀF.
         let g = abar();
         let eig = top3(&g);
         let eta = 0.5;
@@ -330,8 +331,8 @@ mod tests {
 
     #[test]
     fn uniformity_alone_keeps_the_span() {
-        // F(FᵀF) = UΣ³Vᵀ for F = UΣVᵀ: each singular value follows σ ← σ − ησ³ on its own
-        // and the singular vectors stay, so span(F) = span(F₀).
+        // F(FᵀF) = UΣ³Vᵀ for F = UΣVᵀ: each singular value follows σ ← σ − ησ³ on
+        // its own and the singular vectors stay, so span(F) = span(F₀).
         let g = abar();
         let f0 = random_block(60, 3, 6) * 0.2;
         let mut f = f0.clone();
@@ -382,8 +383,8 @@ mod tests {
 
     #[test]
     fn info_nce_drives_the_affinity_towards_the_graph() {
-        // Â sums to 1 like A; descent on the loss shrinks ‖Â − A‖ while ‖f‖ grows (A has
-        // zeros, which exp never reaches).
+        // Â sums to 1 like A; descent on the loss shrinks ‖Â − A‖ while ‖f‖ grows (A
+        // has zeros, which exp never reaches).
         let p = joint_distribution(two_blocks(15, 0.5, 0.05, 12).to_dense().view()).unwrap();
         let mut f = random_block(30, 4, 9) * 0.1;
         let gap = |f: &Array2<f64>| {

@@ -1,8 +1,8 @@
 //! Wang & Isola's (2020) alignment and uniformity of normalised embeddings:
 //!
 //! ```text
-//! alignment  = mean_{(r,t) ∈ P} ‖ûᵣ − ûₜ‖^α                  α > 0 (2 in the paper)
-//! uniformity = log mean_{r ≠ t} exp(−t·‖ûᵣ − ûₜ‖²)            t > 0 (2 in the paper)
+//! alignment  = mean_{(r,t) ∈ P} ‖ûᵣ − ûₜ‖^α             α > 0 (paper: 2)
+//! uniformity = log mean_{r ≠ t} exp(−t·‖ûᵣ − ûₜ‖²)       t > 0 (paper: 2)
 //! ```
 //! `P` are ordered pairs of distinct views of one sample; uniformity runs over every pair of
 //! distinct rows of the batch.
@@ -71,8 +71,8 @@ mod tests {
 
     #[test]
     fn hand_computed_values() {
-        // Sample 0: (1,0) twice (distance 0); sample 1: (0,1) and (1,0) (distance² 2).
-        // Alignment α = 2: mean over 4 ordered pairs of (0, 0, 2, 2) = 1; α = 1: (0+0+√2+√2)/4.
+        // Sample 0: (1,0) twice (distance 0); sample 1: (0,1) and (1,0) (distance² 2). Alignment
+        // α = 2: mean over 4 ordered pairs of (0, 0, 2, 2) = 1; α = 1: (0+0+√2+√2)/4.
         let z = Tensor::from_slice(&[1.0f64, 0., 0., 1., 1., 0., 1., 0.]).view([4, 2]);
         let a2 = alignment(&z, 2, 2.0).unwrap().double_value(&[]);
         assert!((a2 - 1.0).abs() < 1e-12, "{a2}");

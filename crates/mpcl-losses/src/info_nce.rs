@@ -3,7 +3,8 @@
 //! ```text
 //! uᵣ = zᵣ / max(‖zᵣ‖, ε)                        cosine geometry
 //! sᵣₜ = uᵣ·uₜ / τ,   sᵣᵣ masked out (−∞)        self-similarity never enters
-//! ℓᵣ = −1/(m−1) · Σ_{t ∈ P(r)} log pᵣₜ,   pᵣₜ = exp sᵣₜ / Σ_{t′ ∈ D(r)} exp sᵣₜ′
+//! ℓᵣ = −1/(m−1) · Σ_{t ∈ P(r)} log pᵣₜ
+//! pᵣₜ = exp sᵣₜ / Σ_{t′ ∈ D(r)} exp sᵣₜ′
 //! L  = Σᵣ wᵣ ℓᵣ / Σᵣ wᵣ                            w ≡ 1 unless weights are given
 //! ```
 //! `P(r)` are the other views of r's sample. The denominator `D(r)` holds every other row;

@@ -47,10 +47,10 @@ pub struct GradientSplit {
 
 impl GradientSplit {
     /// Both parts carried back through the row normalisation `u = z/max(‖z‖, ε)`: each row
-    /// projected on the tangent space at `uᵣ` and divided by `‖zᵣ‖` (the chain rule), so the
-    /// sum is the gradient with respect to `z`. Only these tangential parts move the features:
-    /// with unit rows the alignment message itself has the constant norm 2/(τ√R) for two
-    /// views, while its tangential part vanishes as positives align.
+    /// projected on the tangent space at `uᵣ` and divided by `‖zᵣ‖` (the chain rule), so
+    /// the sum is the gradient with respect to `z`. Only these tangential parts move the features:
+    /// with unit rows the alignment message itself has the constant norm 2/(τ√R) for two views,
+    /// while its tangential part vanishes as positives align.
     ///
     /// # Shapes
     /// `z`: `[m·N, d]`, the embeddings the split was computed for.

@@ -5,8 +5,8 @@
 //! ```
 //! `P`: ordered pairs of distinct views of one sample; `N`: ordered pairs of views of
 //! different samples. Embeddings are used as they are (no normalisation): the loss itself
-//! bounds their scale. Its population form is −2 Tr(FᵀĀF) + ‖FFᵀ‖²_F (science.md §2), and with
-//! `G = zzᵀ` the gradient splits into
+//! bounds their scale. Its population form is −2 Tr(FᵀĀF) + ‖FFᵀ‖²_F (science.md §2),
+//! and with `G = zzᵀ` the gradient splits into
 //! ```text
 //! ∂L/∂z = −(4/|P|) 1_P z  +  (4μ/|N|) (1_N ∘ G) z
 //!           alignment         uniformity
