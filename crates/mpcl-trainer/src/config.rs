@@ -280,10 +280,10 @@ impl Config {
                 Err(format!("{key} = {v}: must be ≥ {min}"))
             }
         };
-        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+        let name = &self.name;
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
             return Err(format!(
-                "name = {:?}: must be non-empty, without slashes",
-                self.name
+                "name = {name:?}: must be non-empty, without slashes or a leading dot"
             ));
         }
         at_least("train.epochs", t.epochs, 1)?;
