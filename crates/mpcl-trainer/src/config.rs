@@ -152,7 +152,7 @@ pub struct TrainConfig {
     pub aggregator: AggregatorKind,
     /// Passes over the training images. Default 3.
     pub epochs: usize,
-    /// Images per step; each contributes `views` rows. Default 256.
+    /// Images per step; each contributes `views` rows. Default 128.
     pub batch_size: usize,
     /// Views per image. Default 2.
     pub views: usize,
@@ -162,7 +162,7 @@ pub struct TrainConfig {
     pub spectral_mu: f64,
     /// The optimiser. Default `"adamw"`.
     pub optimizer: Optimizer,
-    /// Peak learning rate. Default 1e-3.
+    /// Peak learning rate. Default 3e-3.
     pub lr: f64,
     /// Weight decay. Default 1e-6.
     pub weight_decay: f64,
@@ -184,12 +184,12 @@ impl Default for TrainConfig {
             method: Method::Simclr,
             aggregator: AggregatorKind::Plain,
             epochs: 3,
-            batch_size: 256,
+            batch_size: 128,
             views: 2,
             temperature: 0.2,
             spectral_mu: 1.0,
             optimizer: Optimizer::Adamw,
-            lr: 1e-3,
+            lr: 3e-3,
             weight_decay: 1e-6,
             warmup_epochs: 0.1,
             min_lr: 0.0,

@@ -170,7 +170,7 @@ fn bad_configs_are_rejected_naming_the_file_and_key() {
     std::fs::write(&config, "[data]\ntrain_subset = 10\n").unwrap();
     let stderr = failure(&train(Some(&config), None, &runs));
     assert!(
-        stderr.contains("train.batch_size = 256 is larger than the 10 training images"),
+        stderr.contains("train.batch_size = 128 is larger than the 10 training images"),
         "{stderr}"
     );
 }
