@@ -19,11 +19,12 @@ struct KdTree<'a> {
     points: ArrayView2<'a, f64>,
     /// Point indices, permuted so that every node's points are contiguous.
     order: Vec<usize>,
-    /// Nodes: `(start, end, split dimension, split value, left child, right child)`;
-    /// leaves have no children.
+    /// The tree, root first; empty for an empty point cloud.
     nodes: Vec<Node>,
 }
 
+/// A node: its points are `order[range.0..range.1]`; an inner node splits them at
+/// `(dimension, value, left child, right child)`, a leaf has no split.
 struct Node {
     range: (usize, usize),
     split: Option<(usize, f64, usize, usize)>,
@@ -104,8 +105,11 @@ impl<'a> KdTree<'a> {
 
     /// Every point within distance `eps` of `q` (inclusive).
     fn within(&self, q: &[f64], eps: f64, out: &mut Vec<usize>) {
+        if self.nodes.is_empty() {
+            return;
+        }
         let mut stack = vec![0usize];
-        while let Some(id) = stack.pop().filter(|_| !self.nodes.is_empty()) {
+        while let Some(id) = stack.pop() {
             let node = &self.nodes[id];
             match node.split {
                 None => out.extend(
@@ -129,11 +133,12 @@ impl<'a> KdTree<'a> {
     /// The `k` nearest points to `q` (ties broken by index), nearest first.
     fn nearest(&self, q: &[f64], k: usize) -> Vec<usize> {
         let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
+        if self.nodes.is_empty() {
+            return Vec::new();
+        }
         let mut stack = vec![(0usize, 0.0f64)];
         while let Some((id, bound)) = stack.pop() {
-            if self.nodes.is_empty()
-                || (heap.len() == k && bound > heap.peek().map_or(0.0, |c| c.0))
-            {
+            if heap.len() == k && bound > heap.peek().map_or(0.0, |c| c.0) {
                 continue;
             }
             let node = &self.nodes[id];
@@ -238,12 +243,10 @@ pub fn knn(points: ArrayView2<f64>, k: usize, self_loops: bool) -> Result<CsrGra
             triplets.push((i, i, 1.0));
         }
     }
-    // Mutual neighbours were pushed twice: clamp summed weights back to 1.
-    let g = CsrGraph::from_triplets(n, triplets)?;
-    Ok(
-        CsrGraph::from_triplets(n, g.triplets().map(|(i, j, _)| (i, j, 1.0)).collect())
-            .expect("valid"),
-    )
+    // Mutual neighbours were pushed twice: keep one edge of weight 1.
+    triplets.sort_unstable_by_key(|&(i, j, _)| (i, j));
+    triplets.dedup_by_key(|&mut (i, j, _)| (i, j));
+    CsrGraph::from_triplets(n, triplets)
 }
 
 fn check_points(points: ArrayView2<f64>) -> Result<(), GraphError> {

@@ -136,7 +136,8 @@ impl InfoNce {
         Ok((&per_anchor * w).sum(per_anchor.kind()))
     }
 
-    /// The normalised anchor weights `wᵣ/Σw` (uniform `1/R` without weights).
+    /// The normalised anchor weights `wᵣ/Σw` (uniform `1/R` without weights), with the kind
+    /// and device of `like`, which has one row per anchor.
     fn anchor_weights(&self, like: &Tensor, weights: Option<&Tensor>) -> Result<Tensor, LossError> {
         let rows = like.size()[0];
         match weights {
@@ -178,9 +179,7 @@ impl InfoNce {
                 unit,
             } = self.parts(&z.detach())?;
             let kind = unit.kind();
-            let w = self
-                .anchor_weights(&unit.select(1, 0), weights)?
-                .unsqueeze(1);
+            let w = self.anchor_weights(&unit, weights)?.unsqueeze(1);
             let graph = positive.to_kind(kind) * &w / (self.views - 1) as f64;
             let affinity = log_prob.exp().masked_fill(&excluded, 0.0) * &w;
             let message = |m: &Tensor| (m + m.tr()).mm(&unit) / self.temperature;
