@@ -12,6 +12,7 @@
 mod bench;
 mod data;
 mod experiment;
+mod python;
 mod setup;
 mod test;
 

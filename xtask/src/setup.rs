@@ -30,6 +30,10 @@ pub struct Args {
     /// for training on an NVIDIA GPU (several GB).
     #[arg(long)]
     cuda: bool,
+    /// Also create the reference Python environment (PyTorch, torchvision, SciPy) that the
+    /// side-by-side benchmarks and fixture scripts use; `cargo xtask bench` does so on demand.
+    #[arg(long)]
+    python: bool,
     /// The data directory (default: $MPCL_DATA_DIR or ~/.local/share/mpcl/datasets).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -37,11 +41,18 @@ pub struct Args {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     ensure_libtorch(args.cuda)?;
+    if args.python {
+        let python = crate::python::ensure_env()?;
+        say(format!(
+            "reference Python environment ready: {}",
+            python.display()
+        ));
+    }
     data::ensure_fashion_mnist(&data::resolve_dir(args.data_dir.as_deref()))
 }
 
 /// The per-user cache: `$MPCL_CACHE_DIR`, else `$XDG_CACHE_HOME/mpcl`, else `~/.cache/mpcl`.
-fn cache_dir() -> anyhow::Result<PathBuf> {
+pub fn cache_dir() -> anyhow::Result<PathBuf> {
     let env = |name| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
