@@ -71,7 +71,7 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Model::new(&vs.root(), train_set.channels, &cfg.model);
     let mut baselines = Vec::new();
-    if cfg.eval.baselines {
+    if cfg.eval.enabled && cfg.eval.baselines {
         baselines.push(evaluate_features(
             cfg,
             "raw pixels",
@@ -94,6 +94,20 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     vs.save(&tmp)?;
     std::fs::rename(&tmp, &weights).map_err(|e| TrainError::io(&weights, e))?;
 
+    if !cfg.eval.enabled {
+        let report = format!(
+            "# {}: Fashion-MNIST\n\nNot evaluated (`eval.enabled = false`).\n",
+            cfg.name
+        );
+        dir.write("results.md", report.as_bytes())?;
+        return finish(
+            dir,
+            Outcome {
+                rows: Vec::new(),
+                metrics,
+            },
+        );
+    }
     let epochs = if t.epochs == 1 {
         "1 epoch".into()
     } else {
@@ -116,7 +130,11 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     );
     let report = format!("# {}: Fashion-MNIST\n\n{table}\n{protocol}", cfg.name);
     dir.write("results.md", report.as_bytes())?;
-    let outcome = Outcome { rows, metrics };
+    finish(dir, Outcome { rows, metrics })
+}
+
+/// Writes `results.json` and hands the outcome back.
+fn finish(dir: &RunDir, outcome: Outcome) -> Result<Outcome, TrainError> {
     let json = serde_json::to_string_pretty(&outcome).expect("results serialise");
     dir.write("results.json", json.as_bytes())?;
     Ok(outcome)

@@ -236,3 +236,18 @@ fn a_runs_directory_that_is_a_file_is_named() {
         "said once: {stderr}"
     );
 }
+
+#[test]
+fn a_run_without_evaluation_trains_and_saves_only() {
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!("{TINY}[eval]\nenabled = false\n");
+    let cfg = Config::parse(&text, "no-eval").unwrap();
+    let dir = RunDir::create(tmp.path(), "no-eval").unwrap();
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    assert!(outcome.rows.is_empty(), "{:?}", outcome.rows);
+    assert_eq!(outcome.metrics.len(), 2, "both epochs trained");
+    assert!(dir.weights_path().exists());
+    let report = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(report.contains("Not evaluated"), "{report}");
+}
