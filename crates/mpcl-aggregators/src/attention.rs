@@ -6,16 +6,33 @@
 //! L  = Σᵣ wᵣ ℓᵣ / Σᵣ wᵣ
 //! ```
 //! With two views c̄ᵣ is the cosine between the two views of r's sample, as in the paper.
+//! The paper takes `h` from the backbone; [`AttentionFeatures::Projection`] uses the projector
+//! output instead.
 
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use mpcl_losses::normalize_rows;
 
-use crate::{Aggregator, Step};
+use crate::{Aggregator, Change, Step};
 
-/// Attention weights from the cosine similarity of backbone features.
+/// Which features the attention compares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttentionFeatures {
+    /// The backbone features `h` (the paper's choice).
+    #[default]
+    Backbone,
+    /// The projector outputs `z`.
+    Projection,
+}
+
+/// Attention weights from the cosine similarity of features of a sample's views.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GraphAttention;
+pub struct GraphAttention {
+    /// The features compared.
+    pub features: AttentionFeatures,
+}
 
 impl GraphAttention {
     /// The weights for backbone features `h` with `views` views per sample.
@@ -46,12 +63,22 @@ impl GraphAttention {
 }
 
 impl Aggregator for GraphAttention {
-    fn name(&self) -> &'static str {
-        "attention"
+    fn name(&self) -> String {
+        match self.features {
+            AttentionFeatures::Backbone => "attention".into(),
+            AttentionFeatures::Projection => "attention (projection)".into(),
+        }
     }
 
-    fn anchor_weights(&mut self, step: &Step<'_>) -> Option<Tensor> {
-        Some(Self::weights(step.backbone, step.views))
+    fn change(&mut self, step: &Step<'_>) -> Change {
+        let h = match self.features {
+            AttentionFeatures::Backbone => step.backbone,
+            AttentionFeatures::Projection => step.projection,
+        };
+        Change {
+            weights: Some(Self::weights(h, step.views)),
+            keys: None,
+        }
     }
 }
 
@@ -60,11 +87,7 @@ mod tests {
     use mpcl_losses::InfoNce;
 
     use super::*;
-
-    fn t(rows: &[[f32; 2]]) -> Tensor {
-        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-        Tensor::from_slice(&flat).view([rows.len() as i64, 2])
-    }
+    use crate::testing::{samples, t};
 
     #[test]
     fn weights_match_hand_computed_cosines() {
@@ -88,12 +111,36 @@ mod tests {
         let step = Step {
             backbone: &h,
             projection: &z,
+            samples: &samples(&[0, 1, 2]),
             views: 2,
+            epoch: 1,
         };
-        let w = GraphAttention.anchor_weights(&step).unwrap();
+        let w = GraphAttention::default().change(&step).weights.unwrap();
         let weighted = nce.loss(&z, Some(&w)).unwrap().double_value(&[]);
         let plain = nce.loss(&z, None).unwrap().double_value(&[]);
         assert!((weighted - plain).abs() < 1e-6);
+    }
+
+    #[test]
+    fn projection_features_are_an_option() {
+        // Backbone rows all alike (weights e²), projections of sample 0 orthogonal (e¹).
+        let h = Tensor::ones([4, 3], tch::kind::FLOAT_CPU);
+        let z = t(&[[1., 0.], [1., 0.], [0., 1.], [1., 0.]]);
+        let step = Step {
+            backbone: &h,
+            projection: &z,
+            samples: &samples(&[0, 1]),
+            views: 2,
+            epoch: 1,
+        };
+        let mut on_z = GraphAttention {
+            features: AttentionFeatures::Projection,
+        };
+        let w = Vec::<f32>::try_from(on_z.change(&step).weights.unwrap()).unwrap();
+        let e = std::f32::consts::E;
+        for (a, b) in w.iter().zip([e, e * e, e, e * e]) {
+            assert!((a - b).abs() < 1e-5, "{w:?}");
+        }
     }
 
     #[test]

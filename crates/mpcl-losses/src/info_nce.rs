@@ -13,6 +13,10 @@
 //! and the other positives stay in the denominator (the supervised-contrastive form with
 //! sample ids as labels).
 //!
+//! Aggregators may replace the positive keys (nearest-neighbour positives, mixed targets):
+//! with keys `k`, `sᵣₜ = uᵣ·k̂ₜ / τ` for t ∈ P(r), where `k̂ = k/‖k‖`, and every other logit is
+//! unchanged; keys equal to `z` give the plain loss.
+//!
 //! The gradient with respect to `u`, with `W = diag(w)/Σw`, `Ā = W·1_P/(m−1)` and
 //! `Â = W·p` (rows of softmax affinities), is the paper's message-passing rule:
 //! ```text
@@ -74,8 +78,17 @@ impl InfoNce {
         }
     }
 
-    fn parts(&self, z: &Tensor) -> Result<Parts, LossError> {
+    fn parts(&self, z: &Tensor, keys: Option<&Tensor>) -> Result<Parts, LossError> {
         let (rows, n) = check_layout(z, self.views, "z")?;
+        if let Some(k) = keys
+            && k.size() != z.size()
+        {
+            return Err(LossError::Shape(format!(
+                "positive keys of shape {:?}, expected {:?} (the shape of z)",
+                k.size(),
+                z.size()
+            )));
+        }
         if self.decoupled && n == 1 {
             return Err(LossError::Shape(
                 "the decoupled form needs at least 2 samples: with 1 sample the denominator \
@@ -92,7 +105,11 @@ impl InfoNce {
         } else {
             eye.shallow_clone()
         };
-        let logits = unit.mm(&unit.tr()) / self.temperature;
+        let mut logits = unit.mm(&unit.tr()) / self.temperature;
+        if let Some(k) = keys {
+            let replaced = unit.mm(&normalize_rows(&k.to_kind(kind)).tr()) / self.temperature;
+            logits = replaced.where_self(&positive, &logits);
+        }
         let denominator = logits
             .masked_fill(&excluded, f64::NEG_INFINITY)
             .logsumexp([1i64].as_slice(), true);
@@ -114,9 +131,25 @@ impl InfoNce {
     /// [`LossError::Shape`] for an empty batch, a tensor that is not 2-D, a row count that
     /// is not a multiple of `views`, or a single sample in the decoupled form.
     pub fn per_anchor(&self, z: &Tensor) -> Result<Tensor, LossError> {
+        self.per_anchor_with_keys(z, None)
+    }
+
+    /// [`per_anchor`](Self::per_anchor) with the positives' keys replaced (module docs).
+    ///
+    /// # Shapes
+    /// `z`, `keys`: `[m·N, d]`, view-major; returns `[m·N]`.
+    ///
+    /// # Errors
+    /// As [`per_anchor`](Self::per_anchor), and [`LossError::Shape`] for keys whose shape is
+    /// not that of `z`.
+    pub fn per_anchor_with_keys(
+        &self,
+        z: &Tensor,
+        keys: Option<&Tensor>,
+    ) -> Result<Tensor, LossError> {
         let Parts {
             log_prob, positive, ..
-        } = self.parts(z)?;
+        } = self.parts(z, keys)?;
         let picked = log_prob.masked_fill(&positive.logical_not(), 0.0);
         let sum = picked.sum_dim_intlist([1i64].as_slice(), false, picked.kind());
         Ok(sum / -((self.views - 1) as f64))
@@ -131,7 +164,23 @@ impl InfoNce {
     /// As [`per_anchor`](Self::per_anchor), and [`LossError::Shape`] for weights of the wrong
     /// length.
     pub fn loss(&self, z: &Tensor, weights: Option<&Tensor>) -> Result<Tensor, LossError> {
-        let per_anchor = self.per_anchor(z)?;
+        self.loss_with_keys(z, weights, None)
+    }
+
+    /// [`loss`](Self::loss) with the positives' keys replaced (module docs).
+    ///
+    /// # Shapes
+    /// `z`, `keys`: `[m·N, d]`; `weights`: `[m·N]`; returns a scalar.
+    ///
+    /// # Errors
+    /// As [`loss`](Self::loss) and [`per_anchor_with_keys`](Self::per_anchor_with_keys).
+    pub fn loss_with_keys(
+        &self,
+        z: &Tensor,
+        weights: Option<&Tensor>,
+        keys: Option<&Tensor>,
+    ) -> Result<Tensor, LossError> {
+        let per_anchor = self.per_anchor_with_keys(z, keys)?;
         let w = self.anchor_weights(&per_anchor, weights)?;
         Ok((&per_anchor * w).sum(per_anchor.kind()))
     }
@@ -177,7 +226,7 @@ impl InfoNce {
                 excluded,
                 positive,
                 unit,
-            } = self.parts(&z.detach())?;
+            } = self.parts(&z.detach(), None)?;
             let kind = unit.kind();
             let w = self.anchor_weights(&unit, weights)?.unsqueeze(1);
             let graph = positive.to_kind(kind) * &w / (self.views - 1) as f64;
@@ -243,6 +292,33 @@ mod tests {
         // An all-zero row normalises to zero instead of NaN.
         let zero = t(&[[0., 0.], [0., 1.], [1., 0.], [0., 1.]]);
         assert!(loss(&zero, 0.1).is_finite());
+    }
+
+    #[test]
+    fn replaced_keys_by_hand() {
+        // Keys equal to z give the plain loss; keys that turn each positive orthogonal to its
+        // anchor give, for the batch of `matches_hand_computed_values` at τ = 0.5 (negatives
+        // orthogonal, positive now orthogonal too): ℓ = −log(1/3) = log 3.
+        let z = t(&[[1., 0.], [0., 1.], [1., 0.], [0., 1.]]);
+        let nce = InfoNce::new(0.5, 2).unwrap();
+        let same = nce
+            .loss_with_keys(&z, None, Some(&z))
+            .unwrap()
+            .double_value(&[]);
+        assert!((same - loss(&z, 0.5)).abs() < 1e-7);
+        let keys = t(&[[0., 1.], [1., 0.], [0., 1.], [1., 0.]]);
+        let v = nce
+            .loss_with_keys(&z, None, Some(&keys))
+            .unwrap()
+            .double_value(&[]);
+        assert!((v - 3f64.ln()).abs() < 1e-6, "{v}");
+        let err = nce
+            .loss_with_keys(&z, None, Some(&t(&[[1., 0.]])))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("positive keys of shape [1, 2]"),
+            "{err}"
+        );
     }
 
     #[test]

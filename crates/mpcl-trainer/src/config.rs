@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mpcl_aggregators::AggregatorKind;
+use mpcl_aggregators::AggregatorsConfig;
 use mpcl_data::augment::GrayAugment;
 use mpcl_eval::{KnnConfig, ProbeConfig};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,10 @@ pub struct Config {
     /// Optimisation.
     #[serde(default)]
     pub train: TrainConfig,
+    /// `[aggregators]`: the GNN-inspired training variants, each switched on by its
+    /// sub-table ([`AggregatorsConfig`]); none is the plain loss.
+    #[serde(default)]
+    pub aggregators: AggregatorsConfig,
     /// How views are drawn: `[augment]`, defaults documented on
     /// [`GrayAugment`](mpcl_data::augment::GrayAugment) (torchvision's where it has one).
     #[serde(default)]
@@ -148,8 +152,6 @@ pub enum Optimizer {
 pub struct TrainConfig {
     /// The objective: `"simclr"` (default) or `"spectral"`.
     pub method: Method,
-    /// How positives are aggregated: `"plain"` (default) or `"attention"`.
-    pub aggregator: AggregatorKind,
     /// Passes over the training images. Default 3.
     pub epochs: usize,
     /// Images per step; each contributes `views` rows. Default 128.
@@ -182,7 +184,6 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             method: Method::Simclr,
-            aggregator: AggregatorKind::Plain,
             epochs: 3,
             batch_size: 128,
             views: 2,
@@ -301,11 +302,16 @@ impl Config {
                 t.spectral_mu
             ));
         }
-        if t.method == Method::Spectral && t.aggregator != AggregatorKind::Plain {
-            return Err(format!(
-                "train.aggregator = {:?} re-weights InfoNCE terms: it needs method = \"simclr\"",
-                t.aggregator
-            ));
+        self.aggregators.validate()?;
+        let a = &self.aggregators;
+        if t.method == Method::Spectral
+            && (a.attention.is_some() || a.multi_stage.is_some() || a.rewiring.is_some())
+        {
+            return Err(
+                "aggregators.attention, multi-stage and rewiring change InfoNCE's anchors and \
+                 positives: they need train.method = \"simclr\""
+                    .into(),
+            );
         }
         if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
             return Err(format!(
@@ -417,8 +423,12 @@ mod tests {
             ("[data]\ndataset = \"mnist\"\n", "unknown variant `mnist`"),
             ("[train]\nepochs = \"three\"\n", "invalid type"),
             (
-                "[train]\nmethod = \"spectral\"\naggregator = \"attention\"\n",
-                "it needs method = \"simclr\"",
+                "[train]\nmethod = \"spectral\"\n[aggregators.attention]\n",
+                "they need train.method = \"simclr\"",
+            ),
+            (
+                "[aggregators.multi-stage]\nmix = 2.0\n",
+                "aggregators.multi-stage.mix = 2",
             ),
         ];
         for (toml, expected) in cases {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mpcl_aggregators::Step;
+use mpcl_aggregators::{Aggregator, Change, Step};
 use mpcl_data::fashion_mnist::FashionMnist;
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
 use mpcl_data::{ImageSet, Split};
@@ -188,7 +188,9 @@ fn train(
         Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, t.views)?),
         Method::Spectral => Objective::Spectral(Spectral::new(t.views, t.spectral_mu)?),
     };
-    let mut aggregator = t.aggregator.build();
+    let mut aggregator = cfg
+        .aggregators
+        .build(set.len(), cfg.model.projector_dim, Device::Cpu);
     let augment = Arc::new(cfg.augment.clone());
     let shape = [
         (t.views * t.batch_size) as i64,
@@ -213,23 +215,42 @@ fn train(
         for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
             let xs = Tensor::from_slice(&batch.pixels).view(shape);
             let (h, z) = model.forward_t(&xs, true);
-            let weights = aggregator.anchor_weights(&Step {
+            let z = aggregator.transform(&z);
+            let indices: Vec<i64> = batch.indices.iter().map(|&i| i as i64).collect();
+            let samples = Tensor::from_slice(&indices);
+            let this_step = Step {
                 backbone: &h,
                 projection: &z,
+                samples: &samples,
                 views: t.views,
-            });
+                epoch,
+            };
+            let Change { weights, keys } = aggregator.change(&this_step);
             let (loss, split) = match &objective {
                 Objective::InfoNce(nce) => (
-                    nce.loss(&z, weights.as_ref())?,
-                    nce.gradient_split(&z, weights.as_ref())?
-                        .through_normalization(&z),
+                    nce.loss_with_keys(&z, weights.as_ref(), keys.as_ref())?,
+                    // The closed-form split holds for the plain positives only.
+                    match keys {
+                        None => Some(
+                            nce.gradient_split(&z, weights.as_ref())?
+                                .through_normalization(&z),
+                        ),
+                        Some(_) => None,
+                    },
                 ),
-                Objective::Spectral(sp) => (sp.loss(&z)?, sp.gradient_split(&z)?),
+                Objective::Spectral(sp) => (sp.loss(&z)?, Some(sp.gradient_split(&z)?)),
             };
-            grad_norms.0 += split.alignment.norm().double_value(&[]);
-            grad_norms.1 += split.uniformity.norm().double_value(&[]);
+            let (alignment, uniformity) = split.map_or((f64::NAN, f64::NAN), |s| {
+                (
+                    s.alignment.norm().double_value(&[]),
+                    s.uniformity.norm().double_value(&[]),
+                )
+            });
+            grad_norms.0 += alignment;
+            grad_norms.1 += uniformity;
             opt.set_lr(schedule.lr(step));
             opt.backward_step(&loss);
+            aggregator.observe(&this_step);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 return Err(TrainError::NonFinite { epoch, step, value });
