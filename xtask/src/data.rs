@@ -32,6 +32,10 @@ pub struct Args {
     /// The root of an image folder (image-folder only; also listed by --list).
     #[arg(long)]
     root: Option<PathBuf>,
+    /// Download from this base URL (ending in `/`) instead of the official one: a mirror or a
+    /// local copy served over HTTP holding the official file names.
+    #[arg(long)]
+    mirror: Option<String>,
     /// The class list file of an image folder, one class folder per line, in label order.
     #[arg(long, requires = "root")]
     class_list: Option<PathBuf>,
@@ -41,7 +45,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let dir = resolve_dir(args.data_dir.as_deref());
     let folder = |name| Dataset::new(name, args.root.as_deref(), args.class_list.as_deref());
     match args.dataset {
-        Some(name) => ensure(&folder(name)?, &dir),
+        Some(name) => ensure(&folder(name)?, &dir, args.mirror.as_deref()),
         None => list(
             &dir,
             args.root
@@ -94,9 +98,9 @@ fn status_word(status: &str) -> &str {
     status.split([' ', ':']).next().unwrap_or(status)
 }
 
-/// Makes sure a verified copy of `ds` is in `data_dir`, saying where it comes from; on
-/// failure the error lists every way to provide it.
-pub fn ensure(ds: &Dataset, data_dir: &Path) -> anyhow::Result<()> {
+/// Makes sure a verified copy of `ds` is in `data_dir`, downloading from `mirror` if given,
+/// saying where it comes from; on failure the error lists every way to provide it.
+pub fn ensure(ds: &Dataset, data_dir: &Path, mirror: Option<&str>) -> anyhow::Result<()> {
     if *ds == Dataset::FashionMnist
         && ds.status(data_dir)? != Status::Verified
         && !Path::new(FASHION_MNIST_SYSTEM_DIR).exists()
@@ -111,7 +115,7 @@ pub fn ensure(ds: &Dataset, data_dir: &Path) -> anyhow::Result<()> {
         }
     }
     let mut progress = Progress::new();
-    let said = ds.provision(data_dir, &mut |name, n, total| {
+    let said = ds.provision_from(data_dir, mirror, &mut |name, n, total| {
         progress.update(name, n, total)
     });
     progress.finish();

@@ -39,7 +39,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         data_cfg.root.as_deref(),
         data_cfg.class_list.as_deref(),
     )?;
-    data::ensure(&dataset, &data_dir)?;
+    data::ensure(&dataset, &data_dir, None)?;
     say(
         "building the mpcl binary in release mode (the first build compiles the libtorch \
          bindings: several minutes)",

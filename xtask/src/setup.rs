@@ -51,6 +51,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     data::ensure(
         &mpcl_data::Dataset::FashionMnist,
         &data::resolve_dir(args.data_dir.as_deref()),
+        None,
     )
 }
 

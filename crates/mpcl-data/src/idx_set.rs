@@ -232,13 +232,15 @@ impl IdxSet {
     }
 
     /// Makes the verified copy: nothing when it is there, else an import from the system
-    /// copy, else the download. Returns what it did, for the user.
+    /// copy, else the download from `base_url` (normally [`IdxSet::base_url`]). Returns what
+    /// it did, for the user.
     ///
     /// # Errors
     /// As [`IdxSet::import`] and [`IdxSet::download`].
     pub fn provision(
         &self,
         data_dir: &Path,
+        base_url: &str,
         progress: &mut Progress<'_>,
     ) -> Result<String, DataError> {
         let dir = self.dir(data_dir);
@@ -256,7 +258,7 @@ impl IdxSet {
                 dir.display()
             ));
         }
-        self.download(data_dir, self.base_url, progress)?;
+        self.download(data_dir, base_url, progress)?;
         Ok(format!(
             "{} downloaded and verified in {}",
             self.title,

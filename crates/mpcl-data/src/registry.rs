@@ -3,7 +3,7 @@
 //!
 //! | name | source | on disk under `<data dir>/<name>/` |
 //! |---|---|---|
-//! | `fashion-mnist` | four `.gz` IDX files, or Debian's `dataset-fashion-mnist` | decompressed IDX |
+//! | `fashion-mnist` | four `.gz` IDX files, or Debian's package | decompressed IDX |
 //! | `mnist` | four `.gz` IDX files from the PyTorch mirror | the `.gz` files |
 //! | `cifar10` | `cifar-10-binary.tar.gz` | `cifar-10-batches-bin/` |
 //! | `cifar100`, `cifar100-coarse` | `cifar-100-binary.tar.gz` | `cifar-100-binary/` |
@@ -248,22 +248,38 @@ impl Dataset {
     }
 
     /// Makes a verified copy in `data_dir` (see the modules of each format for the sources
-    /// tried); `progress` hears of downloads as (file, bytes so far, total if known).
-    /// Returns what it did, for the user.
+    /// tried), downloading from the official URLs; `progress` hears of downloads as (file,
+    /// bytes so far, total if known). Returns what it did, for the user.
     ///
     /// # Errors
-    /// The provisioning error (download, checksum, archive content) followed by every way to
-    /// provide the data set; for an image folder, [`DataError::Invalid`] when its train
-    /// directory is absent.
+    /// As [`Dataset::provision_from`].
     pub fn provision(
         &self,
         data_dir: &Path,
         progress: &mut Progress<'_>,
     ) -> Result<String, DataError> {
+        self.provision_from(data_dir, None, progress)
+    }
+
+    /// As [`Dataset::provision`], downloading from `mirror` when given: a base URL ending in
+    /// `/` under which the official file names are found (e.g. a local copy served over
+    /// HTTP).
+    ///
+    /// # Errors
+    /// The provisioning error (download, checksum, archive content) followed by every way to
+    /// provide the data set; for an image folder, [`DataError::Invalid`] when its train
+    /// directory is absent.
+    pub fn provision_from(
+        &self,
+        data_dir: &Path,
+        mirror: Option<&str>,
+        progress: &mut Progress<'_>,
+    ) -> Result<String, DataError> {
         let result = match self.source() {
-            Source::Idx(set) => set.provision(data_dir, progress),
+            Source::Idx(set) => set.provision(data_dir, mirror.unwrap_or(set.base_url), progress),
             Source::Archive(archive) => {
-                archive.provision(&self.dir(data_dir), archive.url, progress)
+                let url = mirror.map_or(archive.url.to_owned(), |m| format!("{m}{}", archive.file));
+                archive.provision(&self.dir(data_dir), &url, progress)
             }
             Source::Folder(folder) => {
                 let dir = folder.split_dir(Split::Train)?;
@@ -274,10 +290,15 @@ impl Dataset {
                 ));
             }
         };
-        result.map_err(|e| match self.missing(data_dir) {
-            DataError::Missing { how, .. } => DataError::Invalid(format!("{e}\n{how}")),
+        result.map_err(|e| self.with_ways(data_dir, e.to_string()))
+    }
+
+    /// An error saying `what` went wrong, followed by the ways to provide the data set.
+    fn with_ways(&self, data_dir: &Path, what: String) -> DataError {
+        match self.missing(data_dir) {
+            DataError::Missing { how, .. } => DataError::Invalid(format!("{what}\n{how}")),
             other => other,
-        })
+        }
     }
 
     /// Loads a split, verifying checksums (where there are any), sizes and headers.
@@ -312,12 +333,7 @@ impl Dataset {
         match archive.check_files(&dir, &files)? {
             Check::Verified => {}
             Check::Missing => return Err(self.missing(data_dir)),
-            Check::Unverified(why) => {
-                return Err(match self.missing(data_dir) {
-                    DataError::Missing { how, .. } => DataError::Invalid(format!("{why}\n{how}")),
-                    other => other,
-                });
-            }
+            Check::Unverified(why) => return Err(self.with_ways(data_dir, why)),
         }
         let paths: Vec<PathBuf> = files.iter().map(|f| top.join(f)).collect();
         match self {

@@ -286,3 +286,46 @@ fn missing_data_sets_say_where_and_how() {
         .unwrap_err();
     assert!(err.to_string().contains("no unlabeled split"), "{err}");
 }
+
+#[test]
+fn the_registry_provisions_from_a_mirror_and_fails_offline_with_the_ways() {
+    let archive = tiny_cifar10();
+    let data = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bind one, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let offline = format!("http://127.0.0.1:{port}/");
+    let err = Dataset::Cifar10
+        .provision_from(data.path(), Some(&offline), &mut no_progress())
+        .unwrap_err()
+        .to_string();
+    let dir = cifar_dir(data.path()).display().to_string();
+    assert!(
+        err.starts_with(&format!("downloading {offline}cifar-10-binary.tar.gz")),
+        "{err}"
+    );
+    assert!(
+        err.contains("place cifar-10-binary.tar.gz (from https://"),
+        "{err}"
+    );
+    assert!(err.contains(&dir) && err.contains("MPCL_DATA_DIR"), "{err}");
+    // The real archive's md5 cannot match the tiny one: the checksum error names the file
+    // and nothing lands.
+    let server = common::serve(archive, 0);
+    let mirror = format!("{}/", server.base);
+    let err = Dataset::Cifar10
+        .provision_from(data.path(), Some(&mirror), &mut no_progress())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cifar-10-binary.tar.gz: md5") && err.contains(CIFAR10.md5),
+        "{err}"
+    );
+    assert_eq!(
+        Dataset::Cifar10.status(data.path()).unwrap(),
+        Status::Missing
+    );
+}

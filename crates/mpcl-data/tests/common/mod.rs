@@ -1,7 +1,8 @@
 //! A small HTTP server on loopback, started by the tests that use it.
 //!
-//! It serves one payload at `/file` (with range support), at `/cut` (the first request breaks
-//! off after `cut` bytes) and at `/moved` (a 302 to `/file`), and 404 elsewhere.
+//! It serves one payload at `/file` and at every path ending in `.gz` (with range support), at
+//! `/cut` (the first request breaks off after `cut` bytes) and at `/moved` (a 302 to `/file`),
+//! and 404 elsewhere.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -58,8 +59,9 @@ fn handle(
     let head = |status: &str, extra: &str, len: usize| {
         format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n{extra}\r\n")
     };
+    let file = path == "/file" || path == "/cut" || path.ends_with(".gz");
     match path.as_str() {
-        "/file" | "/cut" => {
+        _ if file => {
             let rest = &body[start..];
             let (status, range) = if start > 0 {
                 let last = body.len() - 1;
