@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context;
+use mpcl_data::{Dataset, DatasetName};
 
 use crate::{cargo, data, root, run_cmd, say, setup};
 
@@ -27,14 +28,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     setup::ensure_libtorch(false)?;
     // The data directory: the flag, else the config's `data.dir`, else the default; the
     // binary gets the same one, so the data provisioned here is the data it trains on.
-    let from_config = config
+    let data_cfg = config
         .as_deref()
-        .map(config_data_dir)
+        .map(config_data)
         .transpose()?
-        .flatten();
-    let data_dir = data::resolve_dir(args.data_dir.as_deref().or(from_config.as_deref()));
-    // FIXME(#7): provision the data set the config names once there are several.
-    data::ensure_fashion_mnist(&data_dir)?;
+        .unwrap_or_default();
+    let data_dir = data::resolve_dir(args.data_dir.as_deref().or(data_cfg.dir.as_deref()));
+    let dataset = Dataset::new(
+        data_cfg.dataset,
+        data_cfg.root.as_deref(),
+        data_cfg.class_list.as_deref(),
+    )?;
+    data::ensure(&dataset, &data_dir, None)?;
     say(
         "building the mpcl binary in release mode (the first build compiles the libtorch \
          bindings: several minutes)",
@@ -54,15 +59,34 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     run_cmd(&mut mpcl)
 }
 
-/// The `data.dir` of an experiment file, if it sets one. The binary validates the rest.
-fn config_data_dir(path: &Path) -> anyhow::Result<Option<PathBuf>> {
+/// What xtask needs of an experiment's `[data]` table; the binary validates the rest.
+#[derive(Default)]
+struct DataKeys {
+    dataset: DatasetName,
+    dir: Option<PathBuf>,
+    root: Option<PathBuf>,
+    class_list: Option<PathBuf>,
+}
+
+/// Reads `data.dataset` (default `fashion-mnist`), `data.dir`, `data.root` and
+/// `data.class_list` from an experiment file.
+fn config_data(path: &Path) -> anyhow::Result<DataKeys> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let dir = table
-        .get("data")
-        .and_then(|d| d.get("dir"))
-        .and_then(|d| d.as_str());
-    Ok(dir.map(PathBuf::from))
+    let data = table.get("data");
+    let key = |k: &str| data.and_then(|d| d.get(k)).and_then(|v| v.as_str());
+    let dataset = match key("dataset") {
+        Some(name) => name
+            .parse()
+            .with_context(|| format!("{}: data.dataset", path.display()))?,
+        None => DatasetName::FashionMnist,
+    };
+    Ok(DataKeys {
+        dataset,
+        dir: key("dir").map(PathBuf::from),
+        root: key("root").map(PathBuf::from),
+        class_list: key("class_list").map(PathBuf::from),
+    })
 }

@@ -48,7 +48,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             python.display()
         ));
     }
-    data::ensure_fashion_mnist(&data::resolve_dir(args.data_dir.as_deref()))
+    data::ensure(
+        &mpcl_data::Dataset::FashionMnist,
+        &data::resolve_dir(args.data_dir.as_deref()),
+        None,
+    )
 }
 
 /// The per-user cache: `$MPCL_CACHE_DIR`, else `$XDG_CACHE_HOME/mpcl`, else `~/.cache/mpcl`.

@@ -15,7 +15,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     setup::ensure_libtorch(false)?;
     let data_dir = data::resolve_dir(args.data_dir.as_deref());
-    data::ensure_fashion_mnist(&data_dir)?;
+    data::ensure(&mpcl_data::Dataset::FashionMnist, &data_dir, None)?;
     say("checking formatting (cargo fmt --check)");
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
     say("linting (cargo clippy, warnings denied)");

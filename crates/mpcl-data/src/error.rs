@@ -23,6 +23,14 @@ pub enum DataError {
         /// What is wrong there.
         what: String,
     },
+    /// An image file that cannot be decoded.
+    #[error("{path}: cannot decode the image: {reason}")]
+    Decode {
+        /// The file concerned.
+        path: PathBuf,
+        /// What the decoder reported.
+        reason: String,
+    },
     /// A file whose checksum differs from the published one.
     #[error("{path}: md5 {actual} does not match the expected {expected}")]
     Checksum {

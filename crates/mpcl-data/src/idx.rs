@@ -28,7 +28,18 @@ pub struct IdxArray {
 /// [`DataError::Io`] when the file cannot be read and [`DataError::Format`], naming the file
 /// and the offset, when its header or length is wrong.
 pub fn read(path: &Path, ndims: usize) -> Result<IdxArray, DataError> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_maybe_gz(path, bytes, ndims)
+}
+
+/// Parses the `bytes` read from `path` as IDX with `ndims` dimensions, decompressing them
+/// first when the name ends in `.gz`; offsets in errors count in the decompressed bytes.
+///
+/// # Errors
+/// [`DataError::Io`] for a corrupt gzip stream, [`DataError::Format`] naming the file and
+/// the offset when the header or length is wrong.
+pub fn parse_maybe_gz(path: &Path, bytes: Vec<u8>, ndims: usize) -> Result<IdxArray, DataError> {
+    let bytes = gunzip_if_named(path, bytes)?;
     parse(&bytes, ndims).map_err(|(offset, what)| DataError::Format {
         path: path.to_owned(),
         offset,
@@ -42,6 +53,11 @@ pub fn read(path: &Path, ndims: usize) -> Result<IdxArray, DataError> {
 /// [`DataError::Io`] naming the file, also for a corrupt gzip stream.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    gunzip_if_named(path, raw)
+}
+
+/// Decompresses `raw` when `path` ends in `.gz`, else returns it unchanged.
+fn gunzip_if_named(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DataError> {
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::GzDecoder::new(raw.as_slice())

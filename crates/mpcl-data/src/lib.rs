@@ -4,25 +4,39 @@
 //! libtorch, so the trainer hands batches to tch itself and `xtask` can provision data before
 //! libtorch exists.
 //!
-//! - [`idx`]: the IDX format of MNIST and Fashion-MNIST, validated on read.
-//! - [`fashion_mnist`]: where the data set comes from, in order: the data directory, the system
-//!   copy from Debian's `dataset-fashion-mnist`, the official download; every file verified.
+//! - [`registry`]: every data set by name ([`Dataset`]), with its sources and checksums:
+//!   status for listings, provisioning, loading a [`Split`] into an [`ImageSet`].
+//! - [`idx`], [`idx_set`]: the IDX format and the data sets made of IDX files (MNIST,
+//!   Fashion-MNIST), imported from a system copy or downloaded, every file verified.
+//! - [`cifar`], [`stl10`]: readers of the binary CIFAR-10/100 and STL-10 files.
+//! - [`folder`]: PNG/JPEG images in one folder per class.
+//! - [`archive`]: `.tar.gz` data sets verified, extracted atomically and checked later.
 //! - [`fetch`]: resumable, checksum-verified downloads written atomically.
 //! - [`augment`]: SimCLR-style augmentations for gray images.
 //! - [`loader`]: deterministic shuffled batches of augmented views, prepared ahead on other
 //!   threads.
 
+pub mod archive;
 pub mod augment;
+pub mod cifar;
 mod dataset;
 mod error;
-pub mod fashion_mnist;
 pub mod fetch;
+pub mod folder;
 pub mod fsutil;
 pub mod idx;
+pub mod idx_set;
 pub mod loader;
+pub mod registry;
+pub mod stl10;
 
 pub use dataset::{ImageSet, Split};
 pub use error::DataError;
+pub use registry::{Dataset, DatasetName, Status};
+
+/// A download's progress report: the file's name, the bytes received so far and the total
+/// when the server says it.
+pub type Progress<'a> = dyn FnMut(&str, u64, Option<u64>) + 'a;
 
 use std::path::PathBuf;
 

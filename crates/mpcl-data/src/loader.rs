@@ -126,7 +126,7 @@ mod tests {
     fn set(n: usize) -> Arc<ImageSet> {
         Arc::new(ImageSet {
             pixels: (0..n * 64).map(|i| (i % 251) as u8).collect(),
-            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            labels: (0..n).map(|i| (i % 10) as u16).collect(),
             channels: 1,
             height: 8,
             width: 8,

@@ -1,10 +1,10 @@
 //! The downloader against a small HTTP server on loopback that this test starts: complete and
 //! interrupted transfers, resumption with a range request, redirects, bad checksums, errors.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::net::TcpListener;
+use std::sync::atomic::Ordering;
 
 use mpcl_data::{DataError, fetch, fsutil};
 
@@ -13,79 +13,10 @@ fn payload() -> Vec<u8> {
     (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-/// Serves `/file` (with range support), `/cut` (the first request breaks off after 30 000
-/// bytes), `/moved` (302 to `/file`) and 404 otherwise. Returns the base URL and a counter
-/// of the range requests seen.
-fn serve() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let ranges = Arc::new(AtomicUsize::new(0));
-    let seen = ranges.clone();
-    std::thread::spawn(move || {
-        let cut_served = AtomicUsize::new(0);
-        for stream in listener.incoming().take(32) {
-            handle(stream.unwrap(), &seen, &cut_served);
-        }
-    });
-    (base, ranges)
-}
-
-fn handle(mut stream: TcpStream, ranges: &AtomicUsize, cut_served: &AtomicUsize) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let mut start = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line.trim().is_empty() {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("range: bytes=") {
-            start = v.trim().trim_end_matches('-').parse().unwrap();
-            ranges.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    let body = payload();
-    let head = |status: &str, extra: &str, len: usize| {
-        format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n{extra}\r\n")
-    };
-    match path.as_str() {
-        "/file" | "/cut" => {
-            let rest = &body[start..];
-            let status = if start > 0 {
-                "206 Partial Content"
-            } else {
-                "200 OK"
-            };
-            let range = if start > 0 {
-                format!(
-                    "Content-Range: bytes {start}-{}/{}\r\n",
-                    body.len() - 1,
-                    body.len()
-                )
-            } else {
-                String::new()
-            };
-            stream
-                .write_all(head(status, &range, rest.len()).as_bytes())
-                .unwrap();
-            let cut = path == "/cut" && cut_served.fetch_add(1, Ordering::SeqCst) == 0;
-            let sent = if cut { &rest[..30_000] } else { rest };
-            let _ = stream.write_all(sent);
-        }
-        "/moved" => {
-            let extra = "Location: /file\r\n";
-            stream
-                .write_all(head("302 Found", extra, 0).as_bytes())
-                .unwrap();
-        }
-        _ => stream
-            .write_all(head("404 Not Found", "", 0).as_bytes())
-            .unwrap(),
-    }
+/// Serves the payload; `/cut` breaks off after 30 000 bytes the first time.
+fn serve() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let server = common::serve(payload(), 30_000);
+    (server.base, server.ranges)
 }
 
 fn md5() -> String {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use mpcl_aggregators::AggregatorsConfig;
 use mpcl_data::augment::GrayAugment;
+use mpcl_data::{Dataset, DatasetName};
 use mpcl_eval::{KnnConfig, ProbeConfig};
 use serde::{Deserialize, Serialize};
 
@@ -49,20 +50,19 @@ fn default_name() -> String {
     "experiment".into()
 }
 
-/// Data sets the trainer can load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dataset {
-    /// Fashion-MNIST, 28×28 gray, 10 classes.
-    FashionMnist,
-}
-
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// The data set. Default `"fashion-mnist"`.
-    pub dataset: Dataset,
+    /// The data set, any name of the registry ([`DatasetName`]): `"fashion-mnist"`
+    /// (default), `"mnist"`, `"cifar10"`, `"cifar100"` (fine labels), `"cifar100-coarse"`,
+    /// `"stl10"` or `"image-folder"` (with `root`).
+    pub dataset: DatasetName,
+    /// The root of an image folder (`train/<class>/…`, `val/<class>/…`); image-folder only.
+    pub root: Option<PathBuf>,
+    /// The class list of an image folder, one folder name per line in label order (default:
+    /// sorted folder names); image-folder only.
+    pub class_list: Option<PathBuf>,
     /// The data directory; default `$MPCL_DATA_DIR` or `~/.local/share/mpcl/datasets`. The
     /// `--data-dir` flag overrides it.
     pub dir: Option<PathBuf>,
@@ -72,10 +72,27 @@ pub struct DataConfig {
     pub test_subset: usize,
 }
 
+impl DataConfig {
+    /// The registry entry these keys name.
+    ///
+    /// # Errors
+    /// A message naming `data.root` when image-folder has none or another data set has one.
+    pub fn registry_entry(&self) -> Result<Dataset, String> {
+        Dataset::new(
+            self.dataset,
+            self.root.as_deref(),
+            self.class_list.as_deref(),
+        )
+        .map_err(|e| format!("data.dataset = \"{}\" with data.root: {e}", self.dataset))
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            dataset: Dataset::FashionMnist,
+            dataset: DatasetName::FashionMnist,
+            root: None,
+            class_list: None,
             dir: None,
             train_subset: 0,
             test_subset: 0,
@@ -291,6 +308,7 @@ impl Config {
                 "name = {name:?}: must be non-empty, without slashes or a leading dot"
             ));
         }
+        self.data.registry_entry()?;
         at_least("train.epochs", t.epochs, 1)?;
         at_least("train.batch_size", t.batch_size, 2)?;
         at_least("train.views", t.views, 2)?;
@@ -420,7 +438,15 @@ mod tests {
             ),
             ("[augment]\nmean = inf\n", "augment.mean = inf"),
             ("[train]\nthreads = 100000\n", "train.threads = 100000"),
-            ("[data]\ndataset = \"mnist\"\n", "unknown variant `mnist`"),
+            ("[data]\ndataset = \"svhn\"\n", "unknown variant `svhn`"),
+            (
+                "[data]\ndataset = \"image-folder\"\n",
+                "image-folder needs a root directory",
+            ),
+            (
+                "[data]\ndataset = \"mnist\"\nroot = \"/x\"\n",
+                "apply to image-folder only",
+            ),
             ("[train]\nepochs = \"three\"\n", "invalid type"),
             (
                 "[train]\nmethod = \"spectral\"\n[aggregators.attention]\n",

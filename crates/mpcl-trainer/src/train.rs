@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpcl_aggregators::{Aggregator, Change, Step};
-use mpcl_data::fashion_mnist::FashionMnist;
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
 use mpcl_data::{ImageSet, Split};
 use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
@@ -46,11 +45,24 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     tch::set_num_threads(threads as i32);
     info!(threads, run_dir = %dir.path().display(), "tch {} on the CPU", tch_version());
 
-    let data = FashionMnist::new(data_dir);
-    let train_set = Arc::new(data.load(Split::Train)?.truncated(cfg.data.train_subset));
-    let test_set = data.load(Split::Test)?.truncated(cfg.data.test_subset);
-    info!(train = train_set.len(), test = test_set.len(), dir = %data.dir().display(),
-        "Fashion-MNIST loaded and verified");
+    let data = cfg.data.registry_entry().map_err(TrainError::Invalid)?;
+    let train_set = Arc::new(
+        data.load(data_dir, Split::Train)?
+            .truncated(cfg.data.train_subset),
+    );
+    let test_set = data
+        .load(data_dir, Split::Test)?
+        .truncated(cfg.data.test_subset);
+    info!(train = train_set.len(), test = test_set.len(), dir = %data.dir(data_dir).display(),
+        "{} loaded and verified", data.title());
+    if train_set.channels != 1 {
+        // FIXME(#8): RGB augmentations; the gray pipeline would mix the colour planes.
+        return Err(TrainError::Invalid(format!(
+            "data.dataset = \"{}\" has {} channels; the augmentations handle gray images only \
+             until issue #8 lands",
+            cfg.data.dataset, train_set.channels
+        )));
+    }
     for (key, asked, have) in [
         ("data.train_subset", cfg.data.train_subset, train_set.len()),
         ("data.test_subset", cfg.data.test_subset, test_set.len()),
@@ -96,8 +108,9 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
 
     if !cfg.eval.enabled {
         let report = format!(
-            "# {}: Fashion-MNIST\n\nNot evaluated (`eval.enabled = false`).\n",
-            cfg.name
+            "# {}: {}\n\nNot evaluated (`eval.enabled = false`).\n",
+            cfg.name,
+            data.title()
         );
         dir.write("results.md", report.as_bytes())?;
         return finish(
@@ -128,7 +141,7 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         train_set.len(),
         test_set.len()
     );
-    let report = format!("# {}: Fashion-MNIST\n\n{table}\n{protocol}", cfg.name);
+    let report = format!("# {}: {}\n\n{table}\n{protocol}", cfg.name, data.title());
     dir.write("results.md", report.as_bytes())?;
     finish(dir, Outcome { rows, metrics })
 }
