@@ -73,7 +73,7 @@ impl DatasetName {
 
 impl std::fmt::Display for DatasetName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
