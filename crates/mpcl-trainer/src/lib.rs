@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod model;
+pub mod optim;
 pub mod run_dir;
 pub mod schedule;
 mod train;
