@@ -85,20 +85,47 @@ impl Default for DataConfig {
 pub enum EncoderKind {
     /// 3×3 conv–BN–ReLU blocks with max-pooling between them, global average pooling.
     SmallCnn,
+    /// ResNet-18 (torchvision's names and init), 512 features.
+    Resnet18,
+    /// ResNet-34, 512 features.
+    Resnet34,
+    /// ResNet-50 (bottleneck blocks), 2048 features.
+    Resnet50,
+}
+
+/// A ResNet's first layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StemKind {
+    /// 3×3 stride-1 convolution (`model.stem_padding`), no max-pooling: for 28–32 px images.
+    Cifar,
+    /// torchvision's 7×7 stride-2 convolution and 3×3 stride-2 max-pooling.
+    Imagenet,
 }
 
 /// `[model]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// The backbone. Default `"small-cnn"`.
+    /// The backbone: `"small-cnn"` (default), `"resnet18"`, `"resnet34"`, `"resnet50"`.
     pub encoder: EncoderKind,
-    /// Output channels of each conv block. Default `[32, 64, 128]`.
+    /// Output channels of each conv block of the small CNN. Default `[32, 64, 128]`.
     pub widths: Vec<usize>,
-    /// Hidden width of the projector (Linear–BN–ReLU–Linear). Default 256.
+    /// A ResNet's stem: `"cifar"` (default) or `"imagenet"`.
+    pub stem: StemKind,
+    /// Zero padding of the CIFAR stem's 3×3 convolution. Default 1 (SimSiam's reference: 2).
+    pub stem_padding: usize,
+    /// Start each ResNet block's last BN at weight 0. Default false.
+    pub zero_init_residual: bool,
+    /// Linear layers of the projector (hidden ones are Linear–BN–ReLU). Default 2.
+    pub projector_layers: usize,
+    /// Hidden width of the projector. Default 256.
     pub projector_hidden: usize,
     /// Output width of the projector, the loss's input. Default 128.
     pub projector_dim: usize,
+    /// Hidden width of SimSiam's predictor (projector_dim → this → projector_dim).
+    /// Default 512.
+    pub predictor_hidden: usize,
 }
 
 impl Default for ModelConfig {
@@ -106,8 +133,13 @@ impl Default for ModelConfig {
         Self {
             encoder: EncoderKind::SmallCnn,
             widths: vec![32, 64, 128],
+            stem: StemKind::Cifar,
+            stem_padding: 1,
+            zero_init_residual: false,
+            projector_layers: 2,
             projector_hidden: 256,
             projector_dim: 128,
+            predictor_hidden: 512,
         }
     }
 }
@@ -120,6 +152,9 @@ pub enum Method {
     Simclr,
     /// Spectral contrastive learning (HaoChen et al.): −2·E[zᵀz⁺] + μ·E[(zᵀz⁻)²].
     Spectral,
+    /// SimSiam (Chen & He): negative cosine between one view's prediction and another's
+    /// projection under a stop-gradient; the predictor keeps the peak rate unscheduled.
+    Simsiam,
 }
 
 impl Method {
@@ -128,6 +163,7 @@ impl Method {
         match self {
             Self::Simclr => "SimCLR",
             Self::Spectral => "Spectral",
+            Self::Simsiam => "SimSiam",
         }
     }
 }
@@ -138,15 +174,18 @@ impl Method {
 pub enum Optimizer {
     /// Adam with decoupled weight decay.
     Adamw,
-    /// SGD with momentum 0.9.
+    /// SGD with momentum (`train.momentum`, `train.nesterov`), PyTorch's semantics.
     Sgd,
+    /// LARS around SGD with momentum, as in SimCLR: biases and BN parameters get neither
+    /// weight decay nor the trust ratio (`train.trust_coefficient`).
+    Lars,
 }
 
 /// `[train]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// The objective: `"simclr"` (default) or `"spectral"`.
+    /// The objective: `"simclr"` (default), `"spectral"` or `"simsiam"`.
     pub method: Method,
     /// How positives are aggregated: `"plain"` (default) or `"attention"`.
     pub aggregator: AggregatorKind,
@@ -162,8 +201,17 @@ pub struct TrainConfig {
     pub spectral_mu: f64,
     /// The optimiser. Default `"adamw"`.
     pub optimizer: Optimizer,
-    /// Peak learning rate. Default 3e-3.
+    /// Momentum μ of SGD and LARS. Default 0.9.
+    pub momentum: f64,
+    /// Nesterov momentum for SGD and LARS. Default false.
+    pub nesterov: bool,
+    /// LARS's trust coefficient τ. Default 0.001.
+    pub trust_coefficient: f64,
+    /// Peak learning rate (before `scale_lr`). Default 3e-3.
     pub lr: f64,
+    /// Scale `lr` by batch_size/256 (Goyal et al.), as the SimCLR and SimSiam references do.
+    /// `min_lr` is not scaled. Default false.
+    pub scale_lr: bool,
     /// Weight decay. Default 1e-6.
     pub weight_decay: f64,
     /// Linear warm-up length in epochs (fractions allowed). Default 0.1.
@@ -189,13 +237,28 @@ impl Default for TrainConfig {
             temperature: 0.2,
             spectral_mu: 1.0,
             optimizer: Optimizer::Adamw,
+            momentum: 0.9,
+            nesterov: false,
+            trust_coefficient: 1e-3,
             lr: 3e-3,
+            scale_lr: false,
             weight_decay: 1e-6,
             warmup_epochs: 0.1,
             min_lr: 0.0,
             seed: 0,
             threads: 0,
             log_every: 20,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The schedule's peak rate: `lr`, times batch_size/256 with `scale_lr`.
+    pub fn peak_lr(&self) -> f64 {
+        if self.scale_lr {
+            self.lr * self.batch_size as f64 / 256.0
+        } else {
+            self.lr
         }
     }
 }
@@ -297,7 +360,7 @@ impl Config {
                 t.spectral_mu
             ));
         }
-        if t.method == Method::Spectral && t.aggregator != AggregatorKind::Plain {
+        if t.method != Method::Simclr && t.aggregator != AggregatorKind::Plain {
             return Err(format!(
                 "train.aggregator = {:?} re-weights InfoNCE terms: it needs method = \"simclr\"",
                 t.aggregator
@@ -315,12 +378,23 @@ impl Config {
                 t.warmup_epochs, t.epochs
             ));
         }
-        if !(0.0..=t.lr).contains(&t.min_lr) {
+        if !(0.0..=t.peak_lr()).contains(&t.min_lr) {
             return Err(format!(
-                "train.min_lr = {}: must lie in [0, train.lr = {}]",
-                t.min_lr, t.lr
+                "train.min_lr = {}: must lie in [0, the peak rate {}]",
+                t.min_lr,
+                t.peak_lr()
             ));
         }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return Err(format!(
+                "train.momentum = {}: must lie in [0, 1)",
+                t.momentum
+            ));
+        }
+        if t.nesterov && t.momentum == 0.0 {
+            return Err("train.nesterov = true needs train.momentum > 0".into());
+        }
+        positive("train.trust_coefficient", t.trust_coefficient)?;
         at_least("train.log_every", t.log_every, 1)?;
         if t.threads > MAX_THREADS {
             return Err(format!(
@@ -335,7 +409,9 @@ impl Config {
                 m.widths
             ));
         }
+        at_least("model.projector_layers", m.projector_layers, 1)?;
         at_least("model.projector_hidden", m.projector_hidden, 1)?;
+        at_least("model.predictor_hidden", m.predictor_hidden, 1)?;
         at_least("model.projector_dim", m.projector_dim, 1)?;
         self.augment
             .validate()
@@ -410,6 +486,23 @@ mod tests {
             ),
             ("[augment]\nmean = inf\n", "augment.mean = inf"),
             ("[train]\nthreads = 100000\n", "train.threads = 100000"),
+            (
+                "[train]\nmomentum = 1.0\n",
+                "train.momentum = 1: must lie in [0, 1)",
+            ),
+            (
+                "[train]\nmomentum = 0.0\nnesterov = true\n",
+                "train.nesterov = true needs train.momentum > 0",
+            ),
+            (
+                "[train]\ntrust_coefficient = 0.0\n",
+                "train.trust_coefficient = 0: must be > 0",
+            ),
+            (
+                // Scaled: 1e-3 · 128/256 = 5e-4 < min_lr.
+                "[train]\nlr = 1e-3\nscale_lr = true\nmin_lr = 8e-4\n",
+                "train.min_lr = 0.0008: must lie in [0, the peak rate 0.0005]",
+            ),
             ("[data]\ndataset = \"mnist\"\n", "unknown variant `mnist`"),
             ("[train]\nepochs = \"three\"\n", "invalid type"),
             (
@@ -421,6 +514,15 @@ mod tests {
             let err = Config::parse(toml, "x.toml").unwrap_err().to_string();
             assert!(err.contains(expected), "{toml:?} gave {err}");
         }
+    }
+
+    #[test]
+    fn scale_lr_multiplies_by_batch_over_256() {
+        // 0.5 · 512/256 = 1.0, SimSiam's reference rule.
+        let text = "[train]\nlr = 0.5\nbatch_size = 512\nscale_lr = true\n";
+        assert_eq!(Config::parse(text, "x").unwrap().train.peak_lr(), 1.0);
+        let text = "[train]\nlr = 0.5\nbatch_size = 512\n";
+        assert_eq!(Config::parse(text, "x").unwrap().train.peak_lr(), 0.5);
     }
 
     #[test]

@@ -8,9 +8,11 @@
 pub mod config;
 pub mod model;
 pub mod optim;
+pub mod resnet;
 pub mod run_dir;
 pub mod schedule;
 mod train;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 

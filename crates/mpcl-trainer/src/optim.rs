@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tch::{Kind, Tensor, nn};
 
 use crate::TrainError;
+use crate::config::{self, TrainConfig};
 
 /// An update rule and its hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,7 +64,7 @@ impl Rule {
     /// The names of the per-parameter state buffers the rule keeps.
     fn buffers(&self) -> &'static [&'static str] {
         match *self {
-            Self::Sgd { momentum, .. } if momentum == 0.0 => &[],
+            Self::Sgd { momentum: 0.0, .. } => &[],
             Self::Sgd { .. } | Self::Lars { .. } => &["momentum_buffer"],
             Self::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
         }
@@ -226,6 +227,61 @@ pub fn trainable(vs: &nn::VarStore, prefix: &str) -> Vec<(String, Tensor)> {
         .collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
     params
+}
+
+/// The optimizer `[train]` asks for over the trainable variables of `vs`. With `fixed =
+/// Some((prefix, η))`, the variables whose names start with `prefix` keep rate η whatever the
+/// schedule (SimSiam's predictor). AdamW uses β = (0.9, 0.999), ε = 1e-8; SGD no dampening.
+///
+/// # Errors
+/// [`TrainError::Invalid`] when `fixed`'s prefix names no variable.
+pub fn from_config(
+    t: &TrainConfig,
+    vs: &nn::VarStore,
+    fixed: Option<(&str, f64)>,
+) -> Result<Optimizer, TrainError> {
+    let rule = match t.optimizer {
+        config::Optimizer::Adamw => Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        config::Optimizer::Sgd => Rule::Sgd {
+            momentum: t.momentum,
+            dampening: 0.0,
+            nesterov: t.nesterov,
+        },
+        config::Optimizer::Lars => Rule::Lars {
+            momentum: t.momentum,
+            trust: t.trust_coefficient,
+            nesterov: t.nesterov,
+        },
+    };
+    let all = trainable(vs, "");
+    let (own, scheduled): (Vec<_>, Vec<_>) = match fixed {
+        Some((prefix, _)) => all.into_iter().partition(|(n, _)| n.starts_with(prefix)),
+        None => (Vec::new(), all),
+    };
+    let groups_of = |params: Vec<(String, Tensor)>, lr: GroupLr| -> Vec<ParamGroup> {
+        let mut groups: Vec<ParamGroup> = match rule {
+            Rule::Lars { .. } => ParamGroup::split_for_lars(params, t.weight_decay).into(),
+            _ => vec![ParamGroup::new(params, t.weight_decay)],
+        };
+        for g in &mut groups {
+            g.lr = lr;
+        }
+        groups
+    };
+    let mut groups = groups_of(scheduled, GroupLr::Scheduled);
+    if let Some((prefix, lr)) = fixed {
+        if own.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "optimizer: no trainable variable starts with {prefix:?}"
+            )));
+        }
+        groups.extend(groups_of(own, GroupLr::Fixed(lr)));
+    }
+    Optimizer::new(rule, groups)
 }
 
 /// An optimizer over parameter groups with inspectable state.

@@ -33,9 +33,10 @@ pub struct EpochMetrics {
     /// Wall time of the epoch in seconds.
     pub seconds: f64,
     /// Mean Frobenius norm of the alignment part (messages from positives) of the loss
-    /// gradient with respect to the projector output.
+    /// gradient with respect to the projector output; NaN for SimSiam, which has no split.
     pub grad_alignment: f64,
-    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph).
+    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph); NaN
+    /// for SimSiam.
     pub grad_uniformity: f64,
 }
 

@@ -10,14 +10,14 @@ use mpcl_data::fashion_mnist::FashionMnist;
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
 use mpcl_data::{ImageSet, Split};
 use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
-use mpcl_losses::{InfoNce, Spectral};
+use mpcl_losses::{InfoNce, Spectral, simsiam};
 use serde::Serialize;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 use tracing::{info, warn};
 
 use crate::TrainError;
-use crate::config::{Config, Method, Optimizer};
+use crate::config::{Config, Method};
 use crate::model::Model;
 use crate::run_dir::{EpochMetrics, RunDir};
 use crate::schedule::Schedule;
@@ -69,7 +69,8 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
 
     tch::manual_seed(t.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Model::new(&vs.root(), train_set.channels, &cfg.model);
+    let simsiam = t.method == Method::Simsiam;
+    let model = Model::new(&vs.root(), train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
     if cfg.eval.baselines {
         baselines.push(evaluate_features(
@@ -132,6 +133,7 @@ fn tch_version() -> String {
 enum Objective {
     InfoNce(InfoNce),
     Spectral(Spectral),
+    SimSiam,
 }
 
 /// The training loop; returns the per-epoch metrics, also written to `metrics.csv`.
@@ -152,23 +154,18 @@ fn train(
     };
     let per_epoch = batches_per_epoch(set.len(), &loader);
     let schedule = Schedule {
-        peak: t.lr,
+        peak: t.peak_lr(),
         floor: t.min_lr,
         warmup: (t.warmup_epochs * per_epoch as f64).round() as usize,
         total: per_epoch * t.epochs,
     };
-    let mut opt = match t.optimizer {
-        Optimizer::Adamw => nn::AdamW::default().wd(t.weight_decay).build(vs, t.lr)?,
-        Optimizer::Sgd => nn::Sgd {
-            momentum: 0.9,
-            wd: t.weight_decay,
-            ..Default::default()
-        }
-        .build(vs, t.lr)?,
-    };
+    // SimSiam's predictor keeps the peak rate, unscheduled, as in the reference.
+    let fixed = (t.method == Method::Simsiam).then(|| ("predictor.", t.peak_lr()));
+    let mut opt = crate::optim::from_config(t, vs, fixed)?;
     let objective = match t.method {
         Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, t.views)?),
         Method::Spectral => Objective::Spectral(Spectral::new(t.views, t.spectral_mu)?),
+        Method::Simsiam => Objective::SimSiam,
     };
     let mut aggregator = t.aggregator.build();
     let augment = Arc::new(cfg.augment.clone());
@@ -203,15 +200,26 @@ fn train(
             let (loss, split) = match &objective {
                 Objective::InfoNce(nce) => (
                     nce.loss(&z, weights.as_ref())?,
-                    nce.gradient_split(&z, weights.as_ref())?
-                        .through_normalization(&z),
+                    Some(
+                        nce.gradient_split(&z, weights.as_ref())?
+                            .through_normalization(&z),
+                    ),
                 ),
-                Objective::Spectral(sp) => (sp.loss(&z)?, sp.gradient_split(&z)?),
+                Objective::Spectral(sp) => (sp.loss(&z)?, Some(sp.gradient_split(&z)?)),
+                Objective::SimSiam => {
+                    let predictor = model.predictor.as_ref().expect("built for SimSiam");
+                    (simsiam(&predictor.forward_t(&z, true), &z, t.views)?, None)
+                }
             };
-            grad_norms.0 += split.alignment.norm().double_value(&[]);
-            grad_norms.1 += split.uniformity.norm().double_value(&[]);
-            opt.set_lr(schedule.lr(step));
-            opt.backward_step(&loss);
+            // SimSiam has no uniformity term to split off: its norms stay NaN.
+            match split {
+                Some(split) => {
+                    grad_norms.0 += split.alignment.norm().double_value(&[]);
+                    grad_norms.1 += split.uniformity.norm().double_value(&[]);
+                }
+                None => grad_norms = (f64::NAN, f64::NAN),
+            }
+            opt.backward_step(&loss, schedule.lr(step));
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 return Err(TrainError::NonFinite { epoch, step, value });
