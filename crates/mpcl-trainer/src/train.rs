@@ -90,10 +90,8 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     }
 
     let metrics = train(cfg, &vs, &model, &train_set, dir)?;
-    let weights = dir.weights_path();
-    let tmp = mpcl_data::fsutil::temp_path(&weights);
-    vs.save(&tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(|e| TrainError::io(&weights, e))?;
+    // Explicitly safetensors: VarStore::save picks the format from the (temporary) extension.
+    crate::weights::save(&vs, "", &dir.weights_path())?;
 
     let epochs = if t.epochs == 1 {
         "1 epoch".into()

@@ -236,3 +236,70 @@ fn a_runs_directory_that_is_a_file_is_named() {
         "said once: {stderr}"
     );
 }
+
+#[test]
+fn simsiam_trains_with_its_predictor() {
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = TINY.replace(
+        "[train]\n",
+        "[train]\nmethod = \"simsiam\"\noptimizer = \"sgd\"\n",
+    );
+    let cfg = Config::parse(&text, "simsiam").unwrap();
+    let dir = RunDir::create(tmp.path(), "simsiam").unwrap();
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    assert_eq!(outcome.rows[0].name, "SimSiam encoder (2 epochs)");
+    for m in &outcome.metrics {
+        // The negative cosine lies in [−1, 1]; SimSiam has no gradient split (NaN norms).
+        assert!((-1.0..=1.0).contains(&m.loss), "{m:?}");
+        assert!(
+            m.grad_alignment.is_nan() && m.grad_uniformity.is_nan(),
+            "{m:?}"
+        );
+    }
+    let saved = tch::Tensor::read_safetensors(dir.weights_path()).unwrap();
+    assert!(saved.iter().any(|(n, _)| n.starts_with("predictor.fc1")));
+}
+
+#[test]
+fn a_resnet18_with_lars_trains_one_epoch() {
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "r18"
+[data]
+train_subset = 64
+test_subset = 64
+[model]
+encoder = "resnet18"
+zero_init_residual = true
+projector_hidden = 32
+projector_dim = 16
+[train]
+epochs = 1
+batch_size = 32
+optimizer = "lars"
+lr = 1.0
+scale_lr = true
+warmup_epochs = 0.0
+[eval]
+baselines = false
+[eval.knn]
+k = 5
+[eval.probe]
+epochs = 1
+"#;
+    let cfg = Config::parse(text, "r18").unwrap();
+    let dir = RunDir::create(tmp.path(), "r18").unwrap();
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    assert_eq!(outcome.metrics.len(), 1);
+    // 64 images in batches of 32: 2 steps; the last at the floor 0 of the cosine.
+    assert_eq!(outcome.metrics[0].step, 2);
+    assert!(outcome.metrics[0].loss.is_finite());
+    let saved = tch::Tensor::read_safetensors(dir.weights_path()).unwrap();
+    assert!(
+        saved
+            .iter()
+            .any(|(n, _)| n == "backbone.layer4.1.bn2.running_var")
+    );
+}
