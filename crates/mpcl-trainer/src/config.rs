@@ -222,6 +222,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Threads for libtorch; 0 (default) for one per core.
     pub threads: usize,
+    /// `"cpu"` (default), `"cuda"` or `"cuda:N"`; a CUDA request without a usable CUDA
+    /// libtorch is an error. One device per run: multi-GPU training is out of scope.
+    pub device: String,
     /// Steps between progress lines when the output is not a terminal. Default 20.
     pub log_every: usize,
 }
@@ -247,6 +250,7 @@ impl Default for TrainConfig {
             min_lr: 0.0,
             seed: 0,
             threads: 0,
+            device: "cpu".into(),
             log_every: 20,
         }
     }
@@ -396,6 +400,7 @@ impl Config {
         }
         positive("train.trust_coefficient", t.trust_coefficient)?;
         at_least("train.log_every", t.log_every, 1)?;
+        crate::device::parse(&t.device)?;
         if t.threads > MAX_THREADS {
             return Err(format!(
                 "train.threads = {}: must be at most {MAX_THREADS}",

@@ -6,6 +6,7 @@
 //! the same way, and write the table.
 
 pub mod config;
+pub mod device;
 pub mod model;
 pub mod optim;
 pub mod resnet;

@@ -160,6 +160,7 @@ pub struct Model {
     pub projector: Mlp,
     /// SimSiam's predictor on top of the projector.
     pub predictor: Option<Mlp>,
+    device: tch::Device,
 }
 
 impl Model {
@@ -210,7 +211,13 @@ impl Model {
             backbone,
             projector,
             predictor,
+            device: path.device(),
         }
+    }
+
+    /// The device the variables live on.
+    pub fn device(&self) -> tch::Device {
+        self.device
     }
 
     /// Backbone features and projections of a batch.

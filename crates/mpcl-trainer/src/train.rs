@@ -12,8 +12,8 @@ use mpcl_data::{ImageSet, Split};
 use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
 use mpcl_losses::{InfoNce, Spectral, simsiam};
 use serde::Serialize;
+use tch::Tensor;
 use tch::nn::{self, ModuleT};
-use tch::{Device, Tensor};
 use tracing::{info, warn};
 
 use crate::TrainError;
@@ -44,7 +44,8 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         n => n,
     };
     tch::set_num_threads(threads as i32);
-    info!(threads, run_dir = %dir.path().display(), "tch {} on the CPU", tch_version());
+    let device = crate::device::resolve(&t.device)?;
+    info!(threads, run_dir = %dir.path().display(), "tch {} on {device:?}", tch_version());
 
     let data = FashionMnist::new(data_dir);
     let train_set = Arc::new(data.load(Split::Train)?.truncated(cfg.data.train_subset));
@@ -68,7 +69,7 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     }
 
     tch::manual_seed(t.seed as i64);
-    let vs = nn::VarStore::new(Device::Cpu);
+    let vs = nn::VarStore::new(device);
     let simsiam = t.method == Method::Simsiam;
     let model = Model::new(&vs.root(), train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
@@ -188,7 +189,9 @@ fn train(
         let start = Instant::now();
         let (mut loss_sum, mut views, mut grad_norms) = (0.0, 0usize, (0.0, 0.0));
         for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
-            let xs = Tensor::from_slice(&batch.pixels).view(shape);
+            let xs = Tensor::from_slice(&batch.pixels)
+                .view(shape)
+                .to_device(vs.device());
             let (h, z) = model.forward_t(&xs, true);
             let weights = aggregator.anchor_weights(&Step {
                 backbone: &h,
@@ -290,8 +293,9 @@ fn evaluate_encoder(
 ) -> Row {
     let norm = (cfg.augment.mean, cfg.augment.std);
     let mut encode = |x: &Tensor| model.forward_t(x, false).0;
-    let f_train = mpcl_eval::extract(train, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);
-    let f_test = mpcl_eval::extract(test, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);
+    let device = model.device();
+    let f_train = mpcl_eval::extract(train, norm, cfg.eval.batch_size, device, &mut encode);
+    let f_test = mpcl_eval::extract(test, norm, cfg.eval.batch_size, device, &mut encode);
     evaluate_features(cfg, name, &f_train, &f_test, (train, test))
 }
 

@@ -303,3 +303,23 @@ epochs = 1
             .any(|(n, _)| n == "backbone.layer4.1.bn2.running_var")
     );
 }
+
+#[test]
+fn a_cuda_request_libtorch_cannot_serve_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("cuda.toml");
+    // Without CUDA any CUDA device fails; with it, an index past the last one does.
+    let (device, expected) = if tch::Cuda::is_available() {
+        ("cuda:99", "CUDA device(s)")
+    } else {
+        ("cuda", "has no usable CUDA")
+    };
+    let text = TINY.replace("[train]\n", &format!("[train]\ndevice = \"{device}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let stderr = failure(&train(Some(&config), None, &tmp.path().join("runs")));
+    assert!(
+        stderr.contains(&format!("train.device = \"{device}\"")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(expected), "{stderr}");
+}
