@@ -225,6 +225,11 @@ pub struct TrainConfig {
     /// `"cpu"` (default), `"cuda"` or `"cuda:N"`; a CUDA request without a usable CUDA
     /// libtorch is an error. One device per run: multi-GPU training is out of scope.
     pub device: String,
+    /// Train a linear classifier on the detached backbone features alongside (solo-learn's
+    /// online classifier) and report its accuracy each epoch. Default true.
+    pub online_classifier: bool,
+    /// The online classifier's fixed SGD rate (momentum 0.9). Default 0.1.
+    pub online_lr: f64,
     /// Steps between progress lines when the output is not a terminal. Default 20.
     pub log_every: usize,
 }
@@ -251,6 +256,8 @@ impl Default for TrainConfig {
             seed: 0,
             threads: 0,
             device: "cpu".into(),
+            online_classifier: true,
+            online_lr: 0.1,
             log_every: 20,
         }
     }
@@ -399,6 +406,7 @@ impl Config {
             return Err("train.nesterov = true needs train.momentum > 0".into());
         }
         positive("train.trust_coefficient", t.trust_coefficient)?;
+        positive("train.online_lr", t.online_lr)?;
         at_least("train.log_every", t.log_every, 1)?;
         crate::device::parse(&t.device)?;
         if t.threads > MAX_THREADS {

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod device;
 pub mod model;
+pub mod online;
 pub mod optim;
 pub mod resnet;
 pub mod run_dir;

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::TrainError;
 use crate::config::{Config, Method};
 use crate::model::Model;
+use crate::online::OnlineClassifier;
 use crate::run_dir::{EpochMetrics, RunDir};
 use crate::schedule::Schedule;
 
@@ -90,7 +91,7 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         ));
     }
 
-    let metrics = train(cfg, &vs, &model, &train_set, dir)?;
+    let metrics = train(cfg, &vs, &model, (&train_set, &test_set), dir)?;
     // Explicitly safetensors: VarStore::save picks the format from the (temporary) extension.
     crate::weights::save(&vs, "", &dir.weights_path())?;
 
@@ -140,10 +141,13 @@ fn train(
     cfg: &Config,
     vs: &nn::VarStore,
     model: &Model,
-    set: &Arc<ImageSet>,
+    (set, test_set): (&Arc<ImageSet>, &ImageSet),
     dir: &RunDir,
 ) -> Result<Vec<EpochMetrics>, TrainError> {
     let t = &cfg.train;
+    // Built at the first batch, when the feature width is known.
+    let mut online: Option<OnlineClassifier> = None;
+    let test_labels = labels(test_set).to_device(vs.device());
     let loader = LoaderConfig {
         batch_size: t.batch_size,
         views: t.views,
@@ -188,11 +192,28 @@ fn train(
         let bar = progress_bar(per_epoch, epoch, t.epochs);
         let start = Instant::now();
         let (mut loss_sum, mut views, mut grad_norms) = (0.0, 0usize, (0.0, 0.0));
+        let mut online_correct = 0;
         for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
             let xs = Tensor::from_slice(&batch.pixels)
                 .view(shape)
                 .to_device(vs.device());
             let (h, z) = model.forward_t(&xs, true);
+            if t.online_classifier {
+                let clf = match &mut online {
+                    Some(clf) => clf,
+                    None => online.insert(OnlineClassifier::new(
+                        h.size()[1] as usize,
+                        set.classes,
+                        t.online_lr,
+                        vs.device(),
+                    )?),
+                };
+                // View-major rows: view v of image i is row v·N + i.
+                let y: Vec<i64> = (0..t.views)
+                    .flat_map(|_| batch.indices.iter().map(|&i| i64::from(set.labels[i])))
+                    .collect();
+                online_correct += clf.step(&h, &Tensor::from_slice(&y).to_device(vs.device()));
+            }
             let weights = aggregator.anchor_weights(&Step {
                 backbone: &h,
                 projection: &z,
@@ -247,6 +268,13 @@ fn train(
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
+        let online_test = match &online {
+            Some(clf) => {
+                let h = encode(cfg, model, test_set);
+                clf.accuracy(&h, &test_labels)
+            }
+            None => f64::NAN,
+        };
         let row = EpochMetrics {
             epoch,
             step,
@@ -256,6 +284,12 @@ fn train(
             seconds,
             grad_alignment: grad_norms.0 / per_epoch as f64,
             grad_uniformity: grad_norms.1 / per_epoch as f64,
+            online_train_top1: if online.is_some() {
+                online_correct as f64 / views as f64
+            } else {
+                f64::NAN
+            },
+            online_test_top1: online_test,
         };
         info!(
             epoch,
@@ -263,6 +297,8 @@ fn train(
             grad_alignment = format!("{:.3e}", row.grad_alignment),
             grad_uniformity = format!("{:.3e}", row.grad_uniformity),
             views_per_s = format!("{:.0}", row.views_per_s),
+            online_train_top1 = format!("{:.4}", row.online_train_top1),
+            online_test_top1 = format!("{:.4}", row.online_test_top1),
             seconds = format!("{seconds:.1}"),
             "epoch {epoch}/{} done",
             t.epochs
@@ -291,12 +327,18 @@ fn evaluate_encoder(
     train: &ImageSet,
     test: &ImageSet,
 ) -> Row {
+    let (f_train, f_test) = (encode(cfg, model, train), encode(cfg, model, test));
+    evaluate_features(cfg, name, &f_train, &f_test, (train, test))
+}
+
+/// Backbone features of unaugmented, normalised images, in eval mode, on the CPU.
+///
+/// # Shapes
+/// Returns `[n, D]`.
+fn encode(cfg: &Config, model: &Model, set: &ImageSet) -> Tensor {
     let norm = (cfg.augment.mean, cfg.augment.std);
     let mut encode = |x: &Tensor| model.forward_t(x, false).0;
-    let device = model.device();
-    let f_train = mpcl_eval::extract(train, norm, cfg.eval.batch_size, device, &mut encode);
-    let f_test = mpcl_eval::extract(test, norm, cfg.eval.batch_size, device, &mut encode);
-    evaluate_features(cfg, name, &f_train, &f_test, (train, test))
+    mpcl_eval::extract(set, norm, cfg.eval.batch_size, model.device(), &mut encode)
 }
 
 fn evaluate_features(

@@ -84,15 +84,16 @@ fn a_tiny_run_fills_its_run_directory() {
     let lines: Vec<_> = metrics.lines().collect();
     assert_eq!(
         lines[0],
-        "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity"
+        "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity,\
+         online_train_top1,online_test_top1"
     );
     for line in &lines[1..] {
-        let norms: Vec<f64> = line
-            .split(',')
-            .skip(6)
-            .map(|v| v.parse().unwrap())
-            .collect();
+        let values: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        let (norms, online) = (&values[6..8], &values[8..]);
         assert!(norms.iter().all(|&n| n > 0.0 && n.is_finite()), "{line}");
+        // Accuracies: fractions. Eight steps an epoch are too few to promise more (the first
+        // epoch measured 0.08 on the test split here); that it learns is tested in online.rs.
+        assert!(online.iter().all(|&a| (0.0..=1.0).contains(&a)), "{line}");
     }
     // 512 images in batches of 64: 8 steps an epoch, two epochs.
     assert!(
@@ -120,6 +121,7 @@ fn a_tiny_run_fills_its_run_directory() {
 
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
     assert!(log.contains("epoch 2/2 done"), "{log}");
+    assert!(log.contains("online_test_top1="), "{log}");
     assert!(
         std::fs::metadata(dir.join("encoder.safetensors"))
             .unwrap()
@@ -322,4 +324,27 @@ fn a_cuda_request_libtorch_cannot_serve_is_an_error() {
         "{stderr}"
     );
     assert!(stderr.contains(expected), "{stderr}");
+}
+
+#[test]
+fn the_online_classifier_does_not_change_training() {
+    // It sees detached features and draws no randomness after the model's init, so the
+    // encoder's losses are the same with and without it.
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |online: bool| {
+        let text = TINY.replace(
+            "[train]\n",
+            &format!("[train]\nepochs = 1\nonline_classifier = {online}\n"),
+        );
+        let text = text.replace("epochs = 2\n", "");
+        let mut cfg = Config::parse(&text, "online").unwrap();
+        cfg.eval.baselines = false;
+        let dir = RunDir::create(tmp.path(), "online").unwrap();
+        mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap()
+    };
+    let (with, without) = (run(true), run(false));
+    assert_eq!(with.metrics[0].loss, without.metrics[0].loss);
+    assert!((0.0..=1.0).contains(&with.metrics[0].online_test_top1));
+    assert!(without.metrics[0].online_test_top1.is_nan());
 }
