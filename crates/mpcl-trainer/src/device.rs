@@ -3,6 +3,11 @@
 //!
 //! One device per run: multi-GPU data parallelism is out of scope for now. The CUDA path is
 //! untested here (the development machines have no GPU); only its error paths are.
+//!
+//! FIXME(#9): no bf16 autocast yet. tch 0.26's `autocast` switches on libtorch's CUDA autocast
+//! with its default dtype, fp16, and offers no call to choose bf16; that needs a binding of
+//! `at::autocast::set_autocast_dtype`, which tch lacks and this workspace (no unsafe code)
+//! cannot add.
 
 use tch::{Cuda, Device};
 
