@@ -571,6 +571,33 @@ mod tests {
     }
 
     #[test]
+    fn from_config_keeps_the_predictor_at_its_fixed_rate() {
+        // Plain SGD (momentum 0), gradient 1 everywhere, scheduled rate 0: only the
+        // predictor, at its fixed rate 0.25, moves, by exactly −0.25.
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let w = root.sub("backbone").zeros("w", &[2, 2]);
+        let p = root.sub("predictor").zeros("p", &[2, 2]);
+        let t = TrainConfig {
+            optimizer: config::Optimizer::Sgd,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            ..Default::default()
+        };
+        let mut opt = from_config(&t, &vs, Some(("predictor.", 0.25))).unwrap();
+        opt.backward_step(&(w.sum(Kind::Float) + p.sum(Kind::Float)), 0.0);
+        assert!(w.eq(0.0).all().int64_value(&[]) == 1);
+        assert!(p.eq(-0.25).all().int64_value(&[]) == 1);
+        let err = from_config(&t, &vs, Some(("head.", 0.1)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no trainable variable starts with \"head.\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_parameter_in_two_groups_is_named() {
         let p = param(&[1.0]);
         let groups = vec![
