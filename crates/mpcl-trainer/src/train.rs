@@ -94,6 +94,8 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     let metrics = train(cfg, &vs, &model, (&train_set, &test_set), dir)?;
     // Explicitly safetensors: VarStore::save picks the format from the (temporary) extension.
     crate::weights::save(&vs, "", &dir.weights_path())?;
+    // The backbone alone under its own names (torchvision's for ResNets), for PyTorch.
+    crate::weights::save(&vs, "backbone.", &dir.path().join("backbone.safetensors"))?;
 
     let epochs = if t.epochs == 1 {
         "1 epoch".into()

@@ -304,6 +304,14 @@ epochs = 1
             .iter()
             .any(|(n, _)| n == "backbone.layer4.1.bn2.running_var")
     );
+    // The backbone alone, under torchvision's names.
+    let backbone = tch::Tensor::read_safetensors(dir.path().join("backbone.safetensors")).unwrap();
+    assert!(
+        backbone
+            .iter()
+            .any(|(n, _)| n == "layer4.1.bn2.running_var")
+    );
+    assert!(backbone.iter().all(|(n, _)| !n.starts_with("projector.")));
 }
 
 #[test]
