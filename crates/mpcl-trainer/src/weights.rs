@@ -1,7 +1,9 @@
 //! One network's weights as safetensors, named as below its var-store prefix: for a ResNet
-//! backbone that is torchvision's `state_dict()` naming, so the file moves between PyTorch
-//! (`safetensors.torch.load_file`, then `load_state_dict(..., strict=False)` to skip `fc` and
-//! the BN counters) and mpcl. Files are written atomically.
+//! backbone that is torchvision's `state_dict()` naming, so the file moves between PyTorch and
+//! mpcl: with `fc` replaced by `Identity` (and, for the CIFAR stem, `conv1` and `maxpool`
+//! replaced as the references do), torchvision's ResNet takes the file with
+//! `load_state_dict(..., strict=True)`, PyTorch filling in the BN counters it lacks. Files are
+//! written atomically.
 
 use std::collections::BTreeMap;
 use std::path::Path;
