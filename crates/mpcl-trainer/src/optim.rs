@@ -12,9 +12,11 @@
 //!
 //! ```text
 //! SGD    g ← g + λp;  b ← g (first step) else μb + (1 − δ)g;
-//!        p ← p − η(g + μb) with Nesterov, p ← p − ηb without;  (μ = 0: p ← p − ηg)
-//! LARS   for adapted parameters g ← g + λp and η' = η·τ‖p‖/‖g‖ (η' = η when a norm is 0),
-//!        for the others η' = η;  v ← μv + η'g;  p ← p − v (Nesterov: p ← p − (μv + η'g))
+//!        p ← p − η(g + μb) with Nesterov, p ← p − ηb without
+//!        (μ = 0: p ← p − ηg)
+//! LARS   adapted parameters: g ← g + λp and η' = η·τ‖p‖/‖g‖
+//!        (η' = η when a norm is 0); the others: η' = η;
+//!        v ← μv + η'g;  p ← p − v  (Nesterov: p ← p − (μv + η'g))
 //! AdamW  p ← p(1 − ηλ);  m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;
 //!        p ← p − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 //! ```
@@ -535,8 +537,8 @@ mod tests {
     #[test]
     fn adamw_by_hand() {
         // p₀ = 1, g = 2 (constant), η = 0.1, λ = 0.1, β = (0.9, 0.999), ε = 1e-8.
-        // With a constant gradient m/(1 − β₁ᵗ) = g and v/(1 − β₂ᵗ) = g², so each step is
-        // p ← p(1 − ηλ) − η·2/(2 + ε) = 0.99p − 0.0999999995.
+        // With a constant gradient m/(1 − β₁ᵗ) = g and v/(1 − β₂ᵗ) = g², so each
+        // step is p ← p(1 − ηλ) − η·2/(2 + ε) = 0.99p − 0.0999999995.
         // Step 1: p = 0.99 − 0.0999999995 = 0.8900000005.
         // Step 2: p = 0.881100000495 − 0.0999999995 = 0.781100000995.
         let rule = Rule::AdamW {

@@ -48,8 +48,8 @@ fn std(t: &Tensor) -> f64 {
 }
 
 /// Asserts |sample std − σ| ≤ 5 standard errors; the std of the sample std of n draws is
-/// about σ/√(2n) for the normal, and σ·√(0.8/4n) ≈ σ·0.447/√n for the uniform (kurtosis 1.8),
-/// so 5·σ/√n covers both.
+/// about σ/√(2n) for the normal, and σ·√(0.8/4n) ≈ σ·0.447/√n for the uniform
+/// (kurtosis 1.8), so 5·σ/√n covers both.
 fn assert_std(name: &str, t: &Tensor, sigma: f64) {
     let n = t.numel() as f64;
     let got = std(t);
