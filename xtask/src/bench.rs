@@ -2,17 +2,23 @@
 //! implementations in Python (PyTorch, torchvision, SciPy) on the same workload in one run.
 //!
 //! Each group names its criterion benches and, where the issue asks for a comparison, a
-//! reference step that installs the Python environment on demand and prints both figures and
-//! their ratio.
+//! side-by-side step that installs the Python environment on demand and prints both figures
+//! and their ratio.
 
-use anyhow::bail;
+use std::path::Path;
+use std::process::Command;
 
-use crate::{cargo, run_cmd, say, setup};
+use anyhow::{Context, bail};
+
+use crate::{cargo, data, python, root, run_cmd, say, setup};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The group to run (all of them when omitted).
     group: Option<String>,
+    /// `train` group: train on the first n images (default: all 60 000, one full epoch).
+    #[arg(long, default_value_t = 0)]
+    train_images: usize,
 }
 
 /// A named set of benchmarks.
@@ -21,13 +27,25 @@ struct Group {
     about: &'static str,
     /// `(package, bench target)` pairs run with `cargo bench`.
     criterion: &'static [(&'static str, &'static str)],
+    /// A side-by-side comparison with a reference implementation, run after criterion.
+    side_by_side: Option<fn(&Args) -> anyhow::Result<()>>,
 }
 
-const GROUPS: &[Group] = &[Group {
-    name: "augment",
-    about: "augmentation throughput (views per second)",
-    criterion: &[("mpcl-data", "augment")],
-}];
+const GROUPS: &[Group] = &[
+    Group {
+        name: "augment",
+        about: "augmentation throughput (views per second)",
+        criterion: &[("mpcl-data", "augment")],
+        side_by_side: None,
+    },
+    Group {
+        name: "train",
+        about: "an epoch of the default experiment against PyTorch + torchvision (views per \
+                second, augmentation, loading and training together)",
+        criterion: &[],
+        side_by_side: Some(train_epoch),
+    },
+];
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let groups: Vec<&Group> = match &args.group {
@@ -46,6 +64,134 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for (package, bench) in group.criterion {
             run_cmd(cargo().args(["bench", "--package", package, "--bench", bench]))?;
         }
+        if let Some(side_by_side) = group.side_by_side {
+            side_by_side(args)?;
+        }
     }
     Ok(())
+}
+
+/// One epoch of the default experiment (configs/default.toml, evaluation off) with the `mpcl`
+/// binary, then the same epoch with python/bench_train.py: same model, loss, optimiser,
+/// augmentations, batch size and threads; PyTorch loads with 2 worker processes.
+fn train_epoch(args: &Args) -> anyhow::Result<()> {
+    let python = python::ensure_env()?;
+    let data_dir = data::resolve_dir(None);
+    data::ensure_fashion_mnist(&data_dir)?;
+    say("building the mpcl binary in release mode");
+    run_cmd(cargo().args(["build", "--release", "--quiet", "--package", "mpcl-trainer"]))?;
+
+    let work = root().join("target/xtask-bench-train");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let text = std::fs::read_to_string(root().join("configs/default.toml"))?;
+    let mut cfg: toml::Table = toml::from_str(&text).context("parsing configs/default.toml")?;
+    let section = |cfg: &toml::Table, name: &str| -> anyhow::Result<toml::Table> {
+        cfg.get(name)
+            .and_then(|v| v.as_table())
+            .cloned()
+            .with_context(|| format!("configs/default.toml has no [{name}]"))
+    };
+    let (mut train, mut eval, mut data_table, model) = (
+        section(&cfg, "train")?,
+        section(&cfg, "eval")?,
+        section(&cfg, "data")?,
+        section(&cfg, "model")?,
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    train.insert("epochs".into(), 1.into());
+    train.insert("threads".into(), (threads as i64).into());
+    eval.insert("enabled".into(), false.into());
+    // The PyTorch script trains no online classifier: leave ours out of the timed epoch too.
+    train.insert("online_classifier".into(), false.into());
+    data_table.insert("train_subset".into(), (args.train_images as i64).into());
+    cfg.insert("name".into(), "bench-train".into());
+    let get = |t: &toml::Table, key: &str| {
+        t.get(key)
+            .map(|v| v.to_string())
+            .with_context(|| format!("configs/default.toml sets no {key}"))
+    };
+    let batch = get(&train, "batch_size")?;
+    let lr = get(&train, "lr")?;
+    let tau = get(&train, "temperature")?;
+    let wd = get(&train, "weight_decay")?;
+    let views = get(&train, "views")?;
+    let widths = model
+        .get("widths")
+        .and_then(|w| w.as_array())
+        .context("configs/default.toml sets no model.widths")?
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>();
+    cfg.insert("train".into(), train.into());
+    cfg.insert("eval".into(), eval.into());
+    cfg.insert("data".into(), data_table.into());
+    let config = work.join("bench-train.toml");
+    std::fs::write(&config, toml::to_string(&cfg)?)?;
+
+    say(format!("mpcl: one epoch, batch {batch}, {threads} threads"));
+    run_cmd(
+        Command::new(root().join("target/release/mpcl"))
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--runs-dir")
+            .arg(work.join("runs")),
+    )?;
+    let ours = epoch_views_per_s(&work.join("runs"))?;
+
+    say(format!(
+        "PyTorch: the same epoch with python/bench_train.py, {threads} threads, 2 workers"
+    ));
+    let out = Command::new(&python)
+        .arg(root().join("python/bench_train.py"))
+        .arg("--data-dir")
+        .arg(data_dir.join(mpcl_data::fashion_mnist::DIR_NAME))
+        .args(["--images", &args.train_images.to_string()])
+        .args(["--batch-size", &batch, "--views", &views, "--lr", &lr])
+        .args(["--temperature", &tau, "--weight-decay", &wd])
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "--workers",
+            "2",
+            "--widths",
+        ])
+        .args(&widths)
+        .output()
+        .context("running python/bench_train.py")?;
+    if !out.status.success() {
+        bail!(
+            "python/bench_train.py failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let reference = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v["views_per_s"].as_f64())
+        .with_context(|| format!("python/bench_train.py printed no views_per_s: {line}"))?;
+    println!("\n| implementation | views/s |\n|---|---:|");
+    println!("| mpcl (tch 0.26, native loader) | {ours:.0} |");
+    println!("| PyTorch 2.13 + torchvision DataLoader | {reference:.0} |");
+    println!("\nratio mpcl / PyTorch: {:.2}", ours / reference);
+    Ok(())
+}
+
+/// The `views_per_s` of the only epoch in the only run under `runs`, from its results.json.
+fn epoch_views_per_s(runs: &Path) -> anyhow::Result<f64> {
+    let run = std::fs::read_dir(runs)?
+        .next()
+        .context("the benchmark run left no run directory")??
+        .path();
+    let path = run.join("results.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let results: serde_json::Value = serde_json::from_str(&text)?;
+    results["metrics"][0]["views_per_s"]
+        .as_f64()
+        .with_context(|| format!("{} has no metrics[0].views_per_s", path.display()))
 }

@@ -278,6 +278,9 @@ impl TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
+    /// Evaluate at all. Default true; false trains and saves the encoder only (throughput
+    /// benchmarks, or runs judged later).
+    pub enabled: bool,
     /// Also evaluate raw pixels and the randomly initialised encoder. Default true.
     pub baselines: bool,
     /// Images per forward pass when extracting features. Default 1024.
@@ -291,6 +294,7 @@ pub struct EvalConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             baselines: true,
             batch_size: 1024,
             knn: KnnConfig::default(),

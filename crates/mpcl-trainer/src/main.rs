@@ -64,9 +64,13 @@ fn main() -> anyhow::Result<()> {
             dir.log_path().display()
         )
     })?;
-    let table = mpcl_eval::markdown_table(&outcome.rows);
+    if outcome.rows.is_empty() {
+        println!("\nnot evaluated (eval.enabled = false)");
+    } else {
+        println!("\n{}", mpcl_eval::markdown_table(&outcome.rows));
+    }
     println!(
-        "\n{table}\nresults, metrics, log and weights: {}",
+        "results, metrics, log and weights: {}",
         dir.path().display()
     );
     Ok(())

@@ -74,7 +74,7 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     let simsiam = t.method == Method::Simsiam;
     let model = Model::new(&vs.root(), train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
-    if cfg.eval.baselines {
+    if cfg.eval.enabled && cfg.eval.baselines {
         baselines.push(evaluate_features(
             cfg,
             "raw pixels",
@@ -97,6 +97,20 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     // The backbone alone under its own names (torchvision's for ResNets), for PyTorch.
     crate::weights::save(&vs, "backbone.", &dir.path().join("backbone.safetensors"))?;
 
+    if !cfg.eval.enabled {
+        let report = format!(
+            "# {}: Fashion-MNIST\n\nNot evaluated (`eval.enabled = false`).\n",
+            cfg.name
+        );
+        dir.write("results.md", report.as_bytes())?;
+        return finish(
+            dir,
+            Outcome {
+                rows: Vec::new(),
+                metrics,
+            },
+        );
+    }
     let epochs = if t.epochs == 1 {
         "1 epoch".into()
     } else {
@@ -119,7 +133,11 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     );
     let report = format!("# {}: Fashion-MNIST\n\n{table}\n{protocol}", cfg.name);
     dir.write("results.md", report.as_bytes())?;
-    let outcome = Outcome { rows, metrics };
+    finish(dir, Outcome { rows, metrics })
+}
+
+/// Writes `results.json` and hands the outcome back.
+fn finish(dir: &RunDir, outcome: Outcome) -> Result<Outcome, TrainError> {
     let json = serde_json::to_string_pretty(&outcome).expect("results serialise");
     dir.write("results.json", json.as_bytes())?;
     Ok(outcome)

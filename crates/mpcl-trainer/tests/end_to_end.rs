@@ -356,3 +356,18 @@ fn the_online_classifier_does_not_change_training() {
     assert!((0.0..=1.0).contains(&with.metrics[0].online_test_top1));
     assert!(without.metrics[0].online_test_top1.is_nan());
 }
+
+#[test]
+fn a_run_without_evaluation_trains_and_saves_only() {
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = format!("{TINY}[eval]\nenabled = false\n");
+    let cfg = Config::parse(&text, "no-eval").unwrap();
+    let dir = RunDir::create(tmp.path(), "no-eval").unwrap();
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    assert!(outcome.rows.is_empty(), "{:?}", outcome.rows);
+    assert_eq!(outcome.metrics.len(), 2, "both epochs trained");
+    assert!(dir.weights_path().exists());
+    let report = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(report.contains("Not evaluated"), "{report}");
+}
