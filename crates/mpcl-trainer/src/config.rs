@@ -106,20 +106,47 @@ impl Default for DataConfig {
 pub enum EncoderKind {
     /// 3×3 conv–BN–ReLU blocks with max-pooling between them, global average pooling.
     SmallCnn,
+    /// ResNet-18 (torchvision's names and init), 512 features.
+    Resnet18,
+    /// ResNet-34, 512 features.
+    Resnet34,
+    /// ResNet-50 (bottleneck blocks), 2048 features.
+    Resnet50,
+}
+
+/// A ResNet's first layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StemKind {
+    /// 3×3 stride-1 convolution (`model.stem_padding`), no max-pooling: for 28–32 px images.
+    Cifar,
+    /// torchvision's 7×7 stride-2 convolution and 3×3 stride-2 max-pooling.
+    Imagenet,
 }
 
 /// `[model]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// The backbone. Default `"small-cnn"`.
+    /// The backbone: `"small-cnn"` (default), `"resnet18"`, `"resnet34"`, `"resnet50"`.
     pub encoder: EncoderKind,
-    /// Output channels of each conv block. Default `[32, 64, 128]`.
+    /// Output channels of each conv block of the small CNN. Default `[32, 64, 128]`.
     pub widths: Vec<usize>,
-    /// Hidden width of the projector (Linear–BN–ReLU–Linear). Default 256.
+    /// A ResNet's stem: `"cifar"` (default) or `"imagenet"`.
+    pub stem: StemKind,
+    /// Zero padding of the CIFAR stem's 3×3 convolution. Default 1 (SimSiam's reference: 2).
+    pub stem_padding: usize,
+    /// Start each ResNet block's last BN at weight 0. Default false.
+    pub zero_init_residual: bool,
+    /// Linear layers of the projector (hidden ones are Linear–BN–ReLU). Default 2.
+    pub projector_layers: usize,
+    /// Hidden width of the projector. Default 256.
     pub projector_hidden: usize,
     /// Output width of the projector, the loss's input. Default 128.
     pub projector_dim: usize,
+    /// Hidden width of SimSiam's predictor (projector_dim → this → projector_dim).
+    /// Default 512.
+    pub predictor_hidden: usize,
 }
 
 impl Default for ModelConfig {
@@ -127,8 +154,13 @@ impl Default for ModelConfig {
         Self {
             encoder: EncoderKind::SmallCnn,
             widths: vec![32, 64, 128],
+            stem: StemKind::Cifar,
+            stem_padding: 1,
+            zero_init_residual: false,
+            projector_layers: 2,
             projector_hidden: 256,
             projector_dim: 128,
+            predictor_hidden: 512,
         }
     }
 }
@@ -141,6 +173,9 @@ pub enum Method {
     Simclr,
     /// Spectral contrastive learning (HaoChen et al.): −2·E[zᵀz⁺] + μ·E[(zᵀz⁻)²].
     Spectral,
+    /// SimSiam (Chen & He): negative cosine between one view's prediction and another's
+    /// projection under a stop-gradient; the predictor keeps the peak rate unscheduled.
+    Simsiam,
 }
 
 impl Method {
@@ -149,6 +184,7 @@ impl Method {
         match self {
             Self::Simclr => "SimCLR",
             Self::Spectral => "Spectral",
+            Self::Simsiam => "SimSiam",
         }
     }
 }
@@ -159,15 +195,18 @@ impl Method {
 pub enum Optimizer {
     /// Adam with decoupled weight decay.
     Adamw,
-    /// SGD with momentum 0.9.
+    /// SGD with momentum (`train.momentum`, `train.nesterov`), PyTorch's semantics.
     Sgd,
+    /// LARS around SGD with momentum, as in SimCLR: biases and BN parameters get neither
+    /// weight decay nor the trust ratio (`train.trust_coefficient`).
+    Lars,
 }
 
 /// `[train]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// The objective: `"simclr"` (default) or `"spectral"`.
+    /// The objective: `"simclr"` (default), `"spectral"` or `"simsiam"`.
     pub method: Method,
     /// Passes over the training images. Default 3.
     pub epochs: usize,
@@ -181,8 +220,17 @@ pub struct TrainConfig {
     pub spectral_mu: f64,
     /// The optimiser. Default `"adamw"`.
     pub optimizer: Optimizer,
-    /// Peak learning rate. Default 3e-3.
+    /// Momentum μ of SGD and LARS. Default 0.9.
+    pub momentum: f64,
+    /// Nesterov momentum for SGD and LARS. Default false.
+    pub nesterov: bool,
+    /// LARS's trust coefficient τ. Default 0.001.
+    pub trust_coefficient: f64,
+    /// Peak learning rate (before `scale_lr`). Default 3e-3.
     pub lr: f64,
+    /// Scale `lr` by batch_size/256 (Goyal et al.), as the SimCLR and SimSiam references do.
+    /// `min_lr` is not scaled. Default false.
+    pub scale_lr: bool,
     /// Weight decay. Default 1e-6.
     pub weight_decay: f64,
     /// Linear warm-up length in epochs (fractions allowed). Default 0.1.
@@ -193,6 +241,14 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Threads for libtorch; 0 (default) for one per core.
     pub threads: usize,
+    /// `"cpu"` (default), `"cuda"` or `"cuda:N"`; a CUDA request without a usable CUDA
+    /// libtorch is an error. One device per run: multi-GPU training is out of scope.
+    pub device: String,
+    /// Train a linear classifier on the detached backbone features alongside (solo-learn's
+    /// online classifier) and report its accuracy each epoch. Default true.
+    pub online_classifier: bool,
+    /// The online classifier's fixed SGD rate (momentum 0.9). Default 0.1.
+    pub online_lr: f64,
     /// Steps between progress lines when the output is not a terminal. Default 20.
     pub log_every: usize,
 }
@@ -207,13 +263,31 @@ impl Default for TrainConfig {
             temperature: 0.2,
             spectral_mu: 1.0,
             optimizer: Optimizer::Adamw,
+            momentum: 0.9,
+            nesterov: false,
+            trust_coefficient: 1e-3,
             lr: 3e-3,
+            scale_lr: false,
             weight_decay: 1e-6,
             warmup_epochs: 0.1,
             min_lr: 0.0,
             seed: 0,
             threads: 0,
+            device: "cpu".into(),
+            online_classifier: true,
+            online_lr: 0.1,
             log_every: 20,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The schedule's peak rate: `lr`, times batch_size/256 with `scale_lr`.
+    pub fn peak_lr(&self) -> f64 {
+        if self.scale_lr {
+            self.lr * self.batch_size as f64 / 256.0
+        } else {
+            self.lr
         }
     }
 }
@@ -322,12 +396,17 @@ impl Config {
         }
         self.aggregators.validate()?;
         let a = &self.aggregators;
-        if t.method == Method::Spectral
-            && (a.attention.is_some() || a.multi_stage.is_some() || a.rewiring.is_some())
-        {
+        if t.method != Method::Simclr && (a.attention.is_some() || a.rewiring.is_some()) {
+            return Err(format!(
+                "aggregators.attention and aggregators.rewiring change InfoNCE's anchors and \
+                 positives: they need train.method = \"simclr\", not {:?}",
+                t.method.label()
+            ));
+        }
+        if t.method == Method::Spectral && a.multi_stage.is_some() {
             return Err(
-                "aggregators.attention, multi-stage and rewiring change InfoNCE's anchors and \
-                 positives: they need train.method = \"simclr\""
+                "aggregators.multi-stage mixes the positives of SimCLR or the targets of \
+                 SimSiam: it needs train.method = \"simclr\" or \"simsiam\""
                     .into(),
             );
         }
@@ -343,13 +422,26 @@ impl Config {
                 t.warmup_epochs, t.epochs
             ));
         }
-        if !(0.0..=t.lr).contains(&t.min_lr) {
+        if !(0.0..=t.peak_lr()).contains(&t.min_lr) {
             return Err(format!(
-                "train.min_lr = {}: must lie in [0, train.lr = {}]",
-                t.min_lr, t.lr
+                "train.min_lr = {}: must lie in [0, the peak rate {}]",
+                t.min_lr,
+                t.peak_lr()
             ));
         }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return Err(format!(
+                "train.momentum = {}: must lie in [0, 1)",
+                t.momentum
+            ));
+        }
+        if t.nesterov && t.momentum == 0.0 {
+            return Err("train.nesterov = true needs train.momentum > 0".into());
+        }
+        positive("train.trust_coefficient", t.trust_coefficient)?;
+        positive("train.online_lr", t.online_lr)?;
         at_least("train.log_every", t.log_every, 1)?;
+        crate::device::parse(&t.device)?;
         if t.threads > MAX_THREADS {
             return Err(format!(
                 "train.threads = {}: must be at most {MAX_THREADS}",
@@ -363,7 +455,9 @@ impl Config {
                 m.widths
             ));
         }
+        at_least("model.projector_layers", m.projector_layers, 1)?;
         at_least("model.projector_hidden", m.projector_hidden, 1)?;
+        at_least("model.predictor_hidden", m.predictor_hidden, 1)?;
         at_least("model.projector_dim", m.projector_dim, 1)?;
         self.augment
             .validate()
@@ -447,6 +541,23 @@ mod tests {
                 "[data]\ndataset = \"mnist\"\nroot = \"/x\"\n",
                 "apply to image-folder only",
             ),
+            (
+                "[train]\nmomentum = 1.0\n",
+                "train.momentum = 1: must lie in [0, 1)",
+            ),
+            (
+                "[train]\nmomentum = 0.0\nnesterov = true\n",
+                "train.nesterov = true needs train.momentum > 0",
+            ),
+            (
+                "[train]\ntrust_coefficient = 0.0\n",
+                "train.trust_coefficient = 0: must be > 0",
+            ),
+            (
+                // Scaled: 1e-3 · 128/256 = 5e-4 < min_lr.
+                "[train]\nlr = 1e-3\nscale_lr = true\nmin_lr = 8e-4\n",
+                "train.min_lr = 0.0008: must lie in [0, the peak rate 0.0005]",
+            ),
             ("[train]\nepochs = \"three\"\n", "invalid type"),
             (
                 "[train]\nmethod = \"spectral\"\n[aggregators.attention]\n",
@@ -461,6 +572,15 @@ mod tests {
             let err = Config::parse(toml, "x.toml").unwrap_err().to_string();
             assert!(err.contains(expected), "{toml:?} gave {err}");
         }
+    }
+
+    #[test]
+    fn scale_lr_multiplies_by_batch_over_256() {
+        // 0.5 · 512/256 = 1.0, SimSiam's reference rule.
+        let text = "[train]\nlr = 0.5\nbatch_size = 512\nscale_lr = true\n";
+        assert_eq!(Config::parse(text, "x").unwrap().train.peak_lr(), 1.0);
+        let text = "[train]\nlr = 0.5\nbatch_size = 512\n";
+        assert_eq!(Config::parse(text, "x").unwrap().train.peak_lr(), 0.5);
     }
 
     #[test]

@@ -6,10 +6,15 @@
 //! the same way, and write the table.
 
 pub mod config;
+pub mod device;
 pub mod model;
+pub mod online;
+pub mod optim;
+pub mod resnet;
 pub mod run_dir;
 pub mod schedule;
 mod train;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 

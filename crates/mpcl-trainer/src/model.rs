@@ -1,9 +1,12 @@
-//! The networks: a small CNN backbone for 28×28 gray images and the SimCLR projector.
+//! The networks: backbones (a small CNN for 28×28 gray images, ResNets in resnet.rs), the
+//! MLP heads (SimCLR's projector, SimSiam's projector and predictor) and the model that
+//! chains them. Only the backbone's features are evaluated.
 
 use tch::Tensor;
-use tch::nn::{self, Module, ModuleT};
+use tch::nn::{self, Init, Module, ModuleT};
 
-use crate::config::ModelConfig;
+use crate::config::{EncoderKind, ModelConfig, StemKind};
+use crate::resnet::{Depth, ResNet, Stem, TORCH_DEFAULT_INIT};
 
 /// 3×3 conv–BN–ReLU blocks, 2×2 max-pooling after each but the last, global average pooling.
 #[derive(Debug)]
@@ -53,65 +56,168 @@ impl ModuleT for SmallCnn {
     }
 }
 
-/// Linear–BN–ReLU–Linear, SimCLR's projection head.
-#[derive(Debug)]
-pub struct Projector {
-    hidden: nn::Linear,
-    bn: nn::BatchNorm,
-    out: nn::Linear,
+/// How a head's layers are initialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadInit {
+    /// PyTorch's defaults: linear weights and biases uniform with bound 1/√fan_in, BN weight
+    /// 1 and bias 0 (the references' heads).
+    Torch,
+    /// tch's defaults: linear weights Kaiming-uniform with ReLU gain (bound √6/√fan_in),
+    /// biases bound 1/√fan_in, BN weight uniform on [0, 1). The small-CNN experiments were
+    /// tuned with these, so the small CNN keeps them.
+    Tch,
 }
 
-impl Projector {
-    /// Creates the projector's parameters under `path`.
-    pub fn new(path: &nn::Path, input: usize, hidden: usize, output: usize) -> Self {
-        let no_bias = nn::LinearConfig {
-            bias: false,
-            ..Default::default()
+/// An MLP head: (Linear without bias–BN–ReLU) per hidden layer, then a Linear, optionally
+/// followed by a BN without affine parameters (SimSiam's projector; the last Linear then has
+/// no bias, which that BN would cancel). Variables `fc0`, `bn0`, `fc1`, …
+#[derive(Debug)]
+pub struct Mlp {
+    hidden: Vec<(nn::Linear, nn::BatchNorm)>,
+    out: nn::Linear,
+    out_bn: Option<nn::BatchNorm>,
+}
+
+impl Mlp {
+    /// Creates the head under `path`; `dims` = [input, hidden…, output].
+    ///
+    /// # Panics
+    /// If `dims` has fewer than 2 entries (config validation prevents it).
+    pub fn new(path: &nn::Path, dims: &[usize], final_bn: bool, init: HeadInit) -> Self {
+        assert!(dims.len() >= 2, "an MLP needs input and output widths");
+        let linear = |i: usize, bias: bool| {
+            let mut cfg = nn::LinearConfig {
+                bias,
+                ..Default::default()
+            };
+            if init == HeadInit::Torch {
+                cfg.ws_init = TORCH_DEFAULT_INIT;
+            }
+            let (a, b) = (dims[i] as i64, dims[i + 1] as i64);
+            nn::linear(path / format!("fc{i}"), a, b, cfg)
         };
+        let bn = |i: usize, affine: bool| {
+            let mut cfg = nn::BatchNormConfig {
+                affine,
+                ..Default::default()
+            };
+            if init == HeadInit::Torch {
+                cfg.ws_init = Init::Const(1.0);
+            }
+            nn::batch_norm1d(path / format!("bn{i}"), dims[i + 1] as i64, cfg)
+        };
+        let last = dims.len() - 2;
         Self {
-            hidden: nn::linear(path / "fc0", input as i64, hidden as i64, no_bias),
-            bn: nn::batch_norm1d(path / "bn0", hidden as i64, Default::default()),
-            out: nn::linear(
-                path / "fc1",
-                hidden as i64,
-                output as i64,
-                Default::default(),
-            ),
+            hidden: (0..last).map(|i| (linear(i, false), bn(i, true))).collect(),
+            out: linear(last, !final_bn),
+            out_bn: final_bn.then(|| bn(last, false)),
         }
     }
 }
 
-impl ModuleT for Projector {
+impl ModuleT for Mlp {
     /// # Shapes
-    /// `[b, input]` to `[b, output]`.
+    /// `[b, dims[0]]` to `[b, dims[-1]]`.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.out
-            .forward(&xs.apply(&self.hidden).apply_t(&self.bn, train).relu())
+        let mut xs = xs.shallow_clone();
+        for (fc, bn) in &self.hidden {
+            xs = xs.apply(fc).apply_t(bn, train).relu();
+        }
+        xs = self.out.forward(&xs);
+        match &self.out_bn {
+            Some(bn) => xs.apply_t(bn, train),
+            None => xs,
+        }
     }
 }
 
-/// Backbone and projector.
+/// The encoder whose features are evaluated.
+#[derive(Debug)]
+pub enum Backbone {
+    /// [`SmallCnn`].
+    SmallCnn(SmallCnn),
+    /// [`ResNet`] (boxed: it is large).
+    ResNet(Box<ResNet>),
+}
+
+impl ModuleT for Backbone {
+    /// # Shapes
+    /// `[b, c, h, w]` to `[b, D]`.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Self::SmallCnn(m) => m.forward_t(xs, train),
+            Self::ResNet(m) => m.forward_t(xs, train),
+        }
+    }
+}
+
+/// Backbone, projector and, for SimSiam, the predictor.
 #[derive(Debug)]
 pub struct Model {
     /// The encoder whose features are evaluated.
-    pub backbone: SmallCnn,
+    pub backbone: Backbone,
     /// The head whose output the loss sees.
-    pub projector: Projector,
+    pub projector: Mlp,
+    /// SimSiam's predictor on top of the projector.
+    pub predictor: Option<Mlp>,
+    device: tch::Device,
 }
 
 impl Model {
-    /// Creates both networks under `path` (`backbone.*`, `projector.*`).
-    pub fn new(path: &nn::Path, in_channels: usize, cfg: &ModelConfig) -> Self {
-        let feature = *cfg.widths.last().expect("validated: widths is not empty");
+    /// Creates the networks under `path` (`backbone.*` with torchvision's names for ResNets,
+    /// `projector.*`, `predictor.*`). With `simsiam` the projector ends in a BN without
+    /// affine parameters and a predictor (projector_dim → predictor_hidden → projector_dim)
+    /// is added.
+    pub fn new(path: &nn::Path, in_channels: usize, cfg: &ModelConfig, simsiam: bool) -> Self {
+        let bp = path / "backbone";
+        let (backbone, feature, init) = match cfg.encoder {
+            EncoderKind::SmallCnn => {
+                let feature = *cfg.widths.last().expect("validated: widths is not empty");
+                let cnn = SmallCnn::new(&bp, in_channels, &cfg.widths);
+                (Backbone::SmallCnn(cnn), feature, HeadInit::Tch)
+            }
+            kind => {
+                let depth = match kind {
+                    EncoderKind::Resnet18 => Depth::R18,
+                    EncoderKind::Resnet34 => Depth::R34,
+                    _ => Depth::R50,
+                };
+                let stem = match cfg.stem {
+                    StemKind::Cifar => Stem::Cifar {
+                        padding: cfg.stem_padding as i64,
+                    },
+                    StemKind::Imagenet => Stem::ImageNet,
+                };
+                let net = ResNet::new(&bp, in_channels, depth, stem, cfg.zero_init_residual);
+                (
+                    Backbone::ResNet(Box::new(net)),
+                    depth.features(),
+                    HeadInit::Torch,
+                )
+            }
+        };
+        let mut dims = vec![feature];
+        dims.extend(std::iter::repeat_n(
+            cfg.projector_hidden,
+            cfg.projector_layers - 1,
+        ));
+        dims.push(cfg.projector_dim);
+        let projector = Mlp::new(&(path / "projector"), &dims, simsiam, init);
+        let predictor = simsiam.then(|| {
+            let dims = [cfg.projector_dim, cfg.predictor_hidden, cfg.projector_dim];
+            Mlp::new(&(path / "predictor"), &dims, false, init)
+        });
         Self {
-            backbone: SmallCnn::new(&(path / "backbone"), in_channels, &cfg.widths),
-            projector: Projector::new(
-                &(path / "projector"),
-                feature,
-                cfg.projector_hidden,
-                cfg.projector_dim,
-            ),
+            backbone,
+            projector,
+            predictor,
+            device: path.device(),
         }
+    }
+
+    /// The device the variables live on.
+    pub fn device(&self) -> tch::Device {
+        self.device
     }
 
     /// Backbone features and projections of a batch.
@@ -138,7 +244,7 @@ mod tests {
             projector_dim: 6,
             ..Default::default()
         };
-        let model = Model::new(&vs.root(), 1, &cfg);
+        let model = Model::new(&vs.root(), 1, &cfg, false);
         let x = Tensor::randn([5, 1, 28, 28], tch::kind::FLOAT_CPU);
         let (h, z) = model.forward_t(&x, true);
         assert_eq!(h.size(), [5, 16]);

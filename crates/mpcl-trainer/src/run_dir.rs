@@ -33,10 +33,16 @@ pub struct EpochMetrics {
     /// Wall time of the epoch in seconds.
     pub seconds: f64,
     /// Mean Frobenius norm of the alignment part (messages from positives) of the loss
-    /// gradient with respect to the projector output.
+    /// gradient with respect to the projector output; NaN for SimSiam, which has no split.
     pub grad_alignment: f64,
-    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph).
+    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph); NaN
+    /// for SimSiam.
     pub grad_uniformity: f64,
+    /// Top-1 accuracy of the online linear classifier on the epoch's augmented training
+    /// views, each counted before its update; NaN when `train.online_classifier` is off.
+    pub online_train_top1: f64,
+    /// Its top-1 accuracy on the unaugmented test split at the end of the epoch; NaN when off.
+    pub online_test_top1: f64,
 }
 
 /// A run's directory.
@@ -113,11 +119,13 @@ impl RunDir {
     /// # Errors
     /// [`TrainError::Io`] naming the file.
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<(), TrainError> {
-        let mut csv =
-            String::from("epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity\n");
+        let mut csv = String::from(
+            "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity,\
+                online_train_top1,online_test_top1\n",
+        );
         for r in rows {
             csv.push_str(&format!(
-                "{},{},{:.6},{:.6e},{:.1},{:.2},{:.6e},{:.6e}\n",
+                "{},{},{:.6},{:.6e},{:.1},{:.2},{:.6e},{:.6e},{:.4},{:.4}\n",
                 r.epoch,
                 r.step,
                 r.loss,
@@ -125,7 +133,9 @@ impl RunDir {
                 r.views_per_s,
                 r.seconds,
                 r.grad_alignment,
-                r.grad_uniformity
+                r.grad_uniformity,
+                r.online_train_top1,
+                r.online_test_top1
             ));
         }
         self.write("metrics.csv", csv.as_bytes())

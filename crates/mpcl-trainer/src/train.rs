@@ -9,15 +9,16 @@ use mpcl_aggregators::{Aggregator, Change, Step};
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
 use mpcl_data::{ImageSet, Split};
 use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
-use mpcl_losses::{InfoNce, Spectral};
+use mpcl_losses::{InfoNce, Spectral, simsiam};
 use serde::Serialize;
-use tch::nn::{self, OptimizerConfig};
-use tch::{Device, Tensor};
+use tch::Tensor;
+use tch::nn::{self, ModuleT};
 use tracing::{info, warn};
 
 use crate::TrainError;
-use crate::config::{Config, Method, Optimizer};
+use crate::config::{Config, Method};
 use crate::model::Model;
+use crate::online::OnlineClassifier;
 use crate::run_dir::{EpochMetrics, RunDir};
 use crate::schedule::Schedule;
 
@@ -43,7 +44,8 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         n => n,
     };
     tch::set_num_threads(threads as i32);
-    info!(threads, run_dir = %dir.path().display(), "tch {} on the CPU", tch_version());
+    let device = crate::device::resolve(&t.device)?;
+    info!(threads, run_dir = %dir.path().display(), "tch {} on {device:?}", tch_version());
 
     let data = cfg.data.registry_entry().map_err(TrainError::Invalid)?;
     let train_set = Arc::new(
@@ -80,8 +82,9 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     }
 
     tch::manual_seed(t.seed as i64);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = Model::new(&vs.root(), train_set.channels, &cfg.model);
+    let vs = nn::VarStore::new(device);
+    let simsiam = t.method == Method::Simsiam;
+    let model = Model::new(&vs.root(), train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
     if cfg.eval.enabled && cfg.eval.baselines {
         baselines.push(evaluate_features(
@@ -100,11 +103,11 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         ));
     }
 
-    let metrics = train(cfg, &vs, &model, &train_set, dir)?;
-    let weights = dir.weights_path();
-    let tmp = mpcl_data::fsutil::temp_path(&weights);
-    vs.save(&tmp)?;
-    std::fs::rename(&tmp, &weights).map_err(|e| TrainError::io(&weights, e))?;
+    let metrics = train(cfg, &vs, &model, (&train_set, &test_set), dir)?;
+    // Explicitly safetensors: VarStore::save picks the format from the (temporary) extension.
+    crate::weights::save(&vs, "", &dir.weights_path())?;
+    // The backbone alone under its own names (torchvision's for ResNets), for PyTorch.
+    crate::weights::save(&vs, "backbone.", &dir.path().join("backbone.safetensors"))?;
 
     if !cfg.eval.enabled {
         let report = format!(
@@ -163,6 +166,7 @@ fn tch_version() -> String {
 enum Objective {
     InfoNce(InfoNce),
     Spectral(Spectral),
+    SimSiam,
 }
 
 /// The training loop; returns the per-epoch metrics, also written to `metrics.csv`.
@@ -170,10 +174,13 @@ fn train(
     cfg: &Config,
     vs: &nn::VarStore,
     model: &Model,
-    set: &Arc<ImageSet>,
+    (set, test_set): (&Arc<ImageSet>, &ImageSet),
     dir: &RunDir,
 ) -> Result<Vec<EpochMetrics>, TrainError> {
     let t = &cfg.train;
+    // Built at the first batch, when the feature width is known.
+    let mut online: Option<OnlineClassifier> = None;
+    let test_labels = labels(test_set).to_device(vs.device());
     let loader = LoaderConfig {
         batch_size: t.batch_size,
         views: t.views,
@@ -183,27 +190,22 @@ fn train(
     };
     let per_epoch = batches_per_epoch(set.len(), &loader);
     let schedule = Schedule {
-        peak: t.lr,
+        peak: t.peak_lr(),
         floor: t.min_lr,
         warmup: (t.warmup_epochs * per_epoch as f64).round() as usize,
         total: per_epoch * t.epochs,
     };
-    let mut opt = match t.optimizer {
-        Optimizer::Adamw => nn::AdamW::default().wd(t.weight_decay).build(vs, t.lr)?,
-        Optimizer::Sgd => nn::Sgd {
-            momentum: 0.9,
-            wd: t.weight_decay,
-            ..Default::default()
-        }
-        .build(vs, t.lr)?,
-    };
+    // SimSiam's predictor keeps the peak rate, unscheduled, as in the reference.
+    let fixed = (t.method == Method::Simsiam).then(|| ("predictor.", t.peak_lr()));
+    let mut opt = crate::optim::from_config(t, vs, fixed)?;
     let objective = match t.method {
         Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, t.views)?),
         Method::Spectral => Objective::Spectral(Spectral::new(t.views, t.spectral_mu)?),
+        Method::Simsiam => Objective::SimSiam,
     };
     let mut aggregator = cfg
         .aggregators
-        .build(set.len(), cfg.model.projector_dim, Device::Cpu);
+        .build(set.len(), cfg.model.projector_dim, vs.device());
     let augment = Arc::new(cfg.augment.clone());
     let shape = [
         (t.views * t.batch_size) as i64,
@@ -225,12 +227,31 @@ fn train(
         let bar = progress_bar(per_epoch, epoch, t.epochs);
         let start = Instant::now();
         let (mut loss_sum, mut views, mut grad_norms) = (0.0, 0usize, (0.0, 0.0));
+        let mut online_correct = 0;
         for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
-            let xs = Tensor::from_slice(&batch.pixels).view(shape);
+            let xs = Tensor::from_slice(&batch.pixels)
+                .view(shape)
+                .to_device(vs.device());
             let (h, z) = model.forward_t(&xs, true);
+            if t.online_classifier {
+                let clf = match &mut online {
+                    Some(clf) => clf,
+                    None => online.insert(OnlineClassifier::new(
+                        h.size()[1] as usize,
+                        set.classes,
+                        t.online_lr,
+                        vs.device(),
+                    )?),
+                };
+                // View-major rows: view v of image i is row v·N + i.
+                let y: Vec<i64> = (0..t.views)
+                    .flat_map(|_| batch.indices.iter().map(|&i| i64::from(set.labels[i])))
+                    .collect();
+                online_correct += clf.step(&h, &Tensor::from_slice(&y).to_device(vs.device()));
+            }
             let z = aggregator.transform(&z);
             let indices: Vec<i64> = batch.indices.iter().map(|&i| i as i64).collect();
-            let samples = Tensor::from_slice(&indices);
+            let samples = Tensor::from_slice(&indices).to_device(vs.device());
             let this_step = Step {
                 backbone: &h,
                 projection: &z,
@@ -252,17 +273,23 @@ fn train(
                     },
                 ),
                 Objective::Spectral(sp) => (sp.loss(&z)?, Some(sp.gradient_split(&z)?)),
+                Objective::SimSiam => {
+                    // Multi-stage aggregation replaces the targets with its mixed keys.
+                    let predictor = model.predictor.as_ref().expect("built for SimSiam");
+                    let targets = keys.as_ref().unwrap_or(&z);
+                    (simsiam(&predictor.forward_t(&z, true), targets, t.views)?, None)
+                }
             };
-            let (alignment, uniformity) = split.map_or((f64::NAN, f64::NAN), |s| {
-                (
-                    s.alignment.norm().double_value(&[]),
-                    s.uniformity.norm().double_value(&[]),
-                )
-            });
-            grad_norms.0 += alignment;
-            grad_norms.1 += uniformity;
-            opt.set_lr(schedule.lr(step));
-            opt.backward_step(&loss);
+            // SimSiam has no uniformity term to split off, and replaced keys no closed form:
+            // the epoch's norms are then NaN (not measured).
+            match split {
+                Some(split) => {
+                    grad_norms.0 += split.alignment.norm().double_value(&[]);
+                    grad_norms.1 += split.uniformity.norm().double_value(&[]);
+                }
+                None => grad_norms = (f64::NAN, f64::NAN),
+            }
+            opt.backward_step(&loss, schedule.lr(step));
             aggregator.observe(&this_step);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
@@ -290,6 +317,13 @@ fn train(
         }
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
+        let online_test = match &online {
+            Some(clf) => {
+                let h = encode(cfg, model, test_set);
+                clf.accuracy(&h, &test_labels)
+            }
+            None => f64::NAN,
+        };
         let row = EpochMetrics {
             epoch,
             step,
@@ -299,6 +333,12 @@ fn train(
             seconds,
             grad_alignment: grad_norms.0 / per_epoch as f64,
             grad_uniformity: grad_norms.1 / per_epoch as f64,
+            online_train_top1: if online.is_some() {
+                online_correct as f64 / views as f64
+            } else {
+                f64::NAN
+            },
+            online_test_top1: online_test,
         };
         info!(
             epoch,
@@ -306,6 +346,8 @@ fn train(
             grad_alignment = format!("{:.3e}", row.grad_alignment),
             grad_uniformity = format!("{:.3e}", row.grad_uniformity),
             views_per_s = format!("{:.0}", row.views_per_s),
+            online_train_top1 = format!("{:.4}", row.online_train_top1),
+            online_test_top1 = format!("{:.4}", row.online_test_top1),
             seconds = format!("{seconds:.1}"),
             "epoch {epoch}/{} done",
             t.epochs
@@ -334,11 +376,18 @@ fn evaluate_encoder(
     train: &ImageSet,
     test: &ImageSet,
 ) -> Row {
+    let (f_train, f_test) = (encode(cfg, model, train), encode(cfg, model, test));
+    evaluate_features(cfg, name, &f_train, &f_test, (train, test))
+}
+
+/// Backbone features of unaugmented, normalised images, in eval mode, on the CPU.
+///
+/// # Shapes
+/// Returns `[n, D]`.
+fn encode(cfg: &Config, model: &Model, set: &ImageSet) -> Tensor {
     let norm = (cfg.augment.mean, cfg.augment.std);
     let mut encode = |x: &Tensor| model.forward_t(x, false).0;
-    let f_train = mpcl_eval::extract(train, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);
-    let f_test = mpcl_eval::extract(test, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);
-    evaluate_features(cfg, name, &f_train, &f_test, (train, test))
+    mpcl_eval::extract(set, norm, cfg.eval.batch_size, model.device(), &mut encode)
 }
 
 fn evaluate_features(

@@ -84,15 +84,16 @@ fn a_tiny_run_fills_its_run_directory() {
     let lines: Vec<_> = metrics.lines().collect();
     assert_eq!(
         lines[0],
-        "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity"
+        "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity,\
+         online_train_top1,online_test_top1"
     );
     for line in &lines[1..] {
-        let norms: Vec<f64> = line
-            .split(',')
-            .skip(6)
-            .map(|v| v.parse().unwrap())
-            .collect();
+        let values: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        let (norms, online) = (&values[6..8], &values[8..]);
         assert!(norms.iter().all(|&n| n > 0.0 && n.is_finite()), "{line}");
+        // Accuracies: fractions. Eight steps an epoch are too few to promise more (the first
+        // epoch measured 0.08 on the test split here); that it learns is tested in online.rs.
+        assert!(online.iter().all(|&a| (0.0..=1.0).contains(&a)), "{line}");
     }
     // 512 images in batches of 64: 8 steps an epoch, two epochs.
     assert!(
@@ -120,6 +121,7 @@ fn a_tiny_run_fills_its_run_directory() {
 
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
     assert!(log.contains("epoch 2/2 done"), "{log}");
+    assert!(log.contains("online_test_top1="), "{log}");
     assert!(
         std::fs::metadata(dir.join("encoder.safetensors"))
             .unwrap()
@@ -247,6 +249,124 @@ fn a_runs_directory_that_is_a_file_is_named() {
         1,
         "said once: {stderr}"
     );
+}
+
+#[test]
+fn simsiam_trains_with_its_predictor() {
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = TINY.replace(
+        "[train]\n",
+        "[train]\nmethod = \"simsiam\"\noptimizer = \"sgd\"\n",
+    );
+    let cfg = Config::parse(&text, "simsiam").unwrap();
+    let dir = RunDir::create(tmp.path(), "simsiam").unwrap();
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    assert_eq!(outcome.rows[0].name, "SimSiam encoder (2 epochs)");
+    for m in &outcome.metrics {
+        // The negative cosine lies in [−1, 1]; SimSiam has no gradient split (NaN norms).
+        assert!((-1.0..=1.0).contains(&m.loss), "{m:?}");
+        assert!(
+            m.grad_alignment.is_nan() && m.grad_uniformity.is_nan(),
+            "{m:?}"
+        );
+    }
+    let saved = tch::Tensor::read_safetensors(dir.weights_path()).unwrap();
+    assert!(saved.iter().any(|(n, _)| n.starts_with("predictor.fc1")));
+}
+
+#[test]
+fn a_resnet18_with_lars_trains_one_epoch() {
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = r#"
+name = "r18"
+[data]
+train_subset = 64
+test_subset = 64
+[model]
+encoder = "resnet18"
+zero_init_residual = true
+projector_hidden = 32
+projector_dim = 16
+[train]
+epochs = 1
+batch_size = 32
+optimizer = "lars"
+lr = 1.0
+scale_lr = true
+warmup_epochs = 0.0
+[eval]
+baselines = false
+[eval.knn]
+k = 5
+[eval.probe]
+epochs = 1
+"#;
+    let cfg = Config::parse(text, "r18").unwrap();
+    let dir = RunDir::create(tmp.path(), "r18").unwrap();
+    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    assert_eq!(outcome.metrics.len(), 1);
+    // 64 images in batches of 32: 2 steps; the last at the floor 0 of the cosine.
+    assert_eq!(outcome.metrics[0].step, 2);
+    assert!(outcome.metrics[0].loss.is_finite());
+    let saved = tch::Tensor::read_safetensors(dir.weights_path()).unwrap();
+    assert!(
+        saved
+            .iter()
+            .any(|(n, _)| n == "backbone.layer4.1.bn2.running_var")
+    );
+    // The backbone alone, under torchvision's names.
+    let backbone = tch::Tensor::read_safetensors(dir.path().join("backbone.safetensors")).unwrap();
+    assert!(
+        backbone
+            .iter()
+            .any(|(n, _)| n == "layer4.1.bn2.running_var")
+    );
+    assert!(backbone.iter().all(|(n, _)| !n.starts_with("projector.")));
+}
+
+#[test]
+fn a_cuda_request_libtorch_cannot_serve_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("cuda.toml");
+    // Without CUDA any CUDA device fails; with it, an index past the last one does.
+    let (device, expected) = if tch::Cuda::is_available() {
+        ("cuda:99", "CUDA device(s)")
+    } else {
+        ("cuda", "has no usable CUDA")
+    };
+    let text = TINY.replace("[train]\n", &format!("[train]\ndevice = \"{device}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let stderr = failure(&train(Some(&config), None, &tmp.path().join("runs")));
+    assert!(
+        stderr.contains(&format!("train.device = \"{device}\"")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
+#[test]
+fn the_online_classifier_does_not_change_training() {
+    // It sees detached features and draws no randomness after the model's init, so the
+    // encoder's losses are the same with and without it.
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |online: bool| {
+        let text = TINY.replace(
+            "[train]\n",
+            &format!("[train]\nepochs = 1\nonline_classifier = {online}\n"),
+        );
+        let text = text.replace("epochs = 2\n", "");
+        let mut cfg = Config::parse(&text, "online").unwrap();
+        cfg.eval.baselines = false;
+        let dir = RunDir::create(tmp.path(), "online").unwrap();
+        mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap()
+    };
+    let (with, without) = (run(true), run(false));
+    assert_eq!(with.metrics[0].loss, without.metrics[0].loss);
+    assert!((0.0..=1.0).contains(&with.metrics[0].online_test_top1));
+    assert!(without.metrics[0].online_test_top1.is_nan());
 }
 
 #[test]
