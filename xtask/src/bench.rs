@@ -2,11 +2,12 @@
 //! implementations in Python (PyTorch, torchvision, SciPy) on the same workload in one run.
 //!
 //! Each group names its criterion benches and, where the issue asks for a comparison, a
-//! side-by-side step that installs the Python environment on demand and prints both figures
-//! and their ratio.
+//! reference step that installs the Python environment on demand and prints both figures and
+//! their ratio.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
@@ -21,14 +22,23 @@ pub struct Args {
     train_images: usize,
 }
 
+/// What a group's side-by-side step gets.
+struct Run<'a> {
+    args: &'a Args,
+    /// The thread count of both sides.
+    threads: usize,
+    /// When the group's criterion benches started: results older than that are stale.
+    started: SystemTime,
+}
+
 /// A named set of benchmarks.
 struct Group {
     name: &'static str,
     about: &'static str,
     /// `(package, bench target)` pairs run with `cargo bench`.
     criterion: &'static [(&'static str, &'static str)],
-    /// A side-by-side comparison with a reference implementation, run after criterion.
-    side_by_side: Option<fn(&Args) -> anyhow::Result<()>>,
+    /// The side-by-side comparison with a Python reference, run after the criterion benches.
+    side_by_side: Option<fn(&Run<'_>) -> anyhow::Result<()>>,
 }
 
 const GROUPS: &[Group] = &[
@@ -39,6 +49,12 @@ const GROUPS: &[Group] = &[
         side_by_side: None,
     },
     Group {
+        name: "knn",
+        about: "kNN classification of 10k test against 60k train features, vs PyTorch",
+        criterion: &[("mpcl-eval", "knn")],
+        side_by_side: Some(knn_side_by_side),
+    },
+    Group {
         name: "train",
         about: "an epoch of the default experiment against PyTorch + torchvision (views per \
                 second, augmentation, loading and training together)",
@@ -46,6 +62,10 @@ const GROUPS: &[Group] = &[
         side_by_side: Some(train_epoch),
     },
 ];
+
+/// The environment variable that sets the thread count of the benches and their references
+/// (default: all cores).
+const THREADS: &str = "MPCL_BENCH_THREADS";
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let groups: Vec<&Group> = match &args.group {
@@ -59,14 +79,111 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         },
     };
     setup::ensure_libtorch(false)?;
+    let threads = match std::env::var(THREADS) {
+        Ok(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|&t| t > 0)
+            .with_context(|| format!("{THREADS} = {t:?}: expected a positive integer"))?,
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     for group in groups {
         say(format!("benchmark group {}: {}", group.name, group.about));
+        let started = SystemTime::now();
         for (package, bench) in group.criterion {
-            run_cmd(cargo().args(["bench", "--package", package, "--bench", bench]))?;
+            run_cmd(
+                cargo()
+                    .args(["bench", "--package", package, "--bench", bench])
+                    .env(THREADS, threads.to_string()),
+            )?;
         }
         if let Some(side_by_side) = group.side_by_side {
-            side_by_side(args)?;
+            side_by_side(&Run {
+                args,
+                threads,
+                started,
+            })?;
         }
+    }
+    Ok(())
+}
+
+/// The median time in seconds of every criterion benchmark of `group` run since `since`, by
+/// name.
+fn criterion_medians(group: &str, since: SystemTime) -> anyhow::Result<Vec<(String, f64)>> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), Into::into);
+    let dir = Path::new(&target).join("criterion").join(group);
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path().join("new/estimates.json");
+        let fresh = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        if !fresh {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let ns = json["median"]["point_estimate"]
+            .as_f64()
+            .with_context(|| format!("{}: no median.point_estimate", path.display()))?;
+        let name = path
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name);
+        out.push((
+            name.unwrap_or_default().to_string_lossy().into_owned(),
+            ns * 1e-9,
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Times python/bench_knn.py (PyTorch mm + topk) on the cases the criterion bench just ran
+/// (`MPCL_BENCH_KNN_CASES` chooses them, see crates/mpcl-eval/benches/knn.rs),
+/// with the same features and threads, and prints both medians and their ratio.
+fn knn_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
+    let threads = run.threads;
+    let ours = criterion_medians("knn", run.started)?;
+    if ours.is_empty() {
+        bail!("no criterion results under target/criterion/knn");
+    }
+    let python = python::ensure_env()?;
+    let mut cmd = Command::new(&python);
+    cmd.arg(root().join("python/bench_knn.py"))
+        .args(["--threads", &threads.to_string()]);
+    for (case, _) in &ours {
+        cmd.args(["--case", case]);
+    }
+    say(format!("PyTorch reference: {cmd:?}"));
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        bail!("python/bench_knn.py failed ({})", out.status);
+    }
+    say(format!(
+        "kNN, {threads} threads, median seconds (ratio > 1: mpcl is faster)"
+    ));
+    println!("| features n×m×D | mpcl | PyTorch | PyTorch / mpcl |\n|---|---:|---:|---:|");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let json: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("python/bench_knn.py printed {line:?}"))?;
+        let (Some(case), Some(theirs)) = (json["case"].as_str(), json["seconds"].as_f64()) else {
+            bail!("python/bench_knn.py printed {line:?}: expected case and seconds");
+        };
+        let Some((_, mine)) = ours.iter().find(|(c, _)| c == case) else {
+            bail!("python/bench_knn.py timed {case:?}, which criterion did not");
+        };
+        println!(
+            "| {case} | {mine:.3} | {theirs:.3} | {:.2} |",
+            theirs / mine
+        );
     }
     Ok(())
 }
@@ -74,10 +191,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// One epoch of the default experiment (configs/default.toml, evaluation off) with the `mpcl`
 /// binary, then the same epoch with python/bench_train.py: same model, loss, optimiser,
 /// augmentations, batch size and threads; PyTorch loads with 2 worker processes.
-fn train_epoch(args: &Args) -> anyhow::Result<()> {
+fn train_epoch(run: &Run<'_>) -> anyhow::Result<()> {
+    let (args, threads) = (run.args, run.threads);
     let python = python::ensure_env()?;
     let data_dir = data::resolve_dir(None);
-    data::ensure_fashion_mnist(&data_dir)?;
+    let fashion = mpcl_data::Dataset::FashionMnist;
+    data::ensure(&fashion, &data_dir, None)?;
     say("building the mpcl binary in release mode");
     run_cmd(cargo().args(["build", "--release", "--quiet", "--package", "mpcl-trainer"]))?;
 
@@ -100,7 +219,6 @@ fn train_epoch(args: &Args) -> anyhow::Result<()> {
         section(&cfg, "data")?,
         section(&cfg, "model")?,
     );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     train.insert("epochs".into(), 1.into());
     train.insert("threads".into(), (threads as i64).into());
     eval.insert("enabled".into(), false.into());
@@ -149,7 +267,7 @@ fn train_epoch(args: &Args) -> anyhow::Result<()> {
     let out = Command::new(&python)
         .arg(root().join("python/bench_train.py"))
         .arg("--data-dir")
-        .arg(data_dir.join(mpcl_data::fashion_mnist::DIR_NAME))
+        .arg(fashion.dir(&data_dir))
         .args(["--images", &args.train_images.to_string()])
         .args(["--batch-size", &batch, "--views", &views, "--lr", &lr])
         .args(["--temperature", &tau, "--weight-decay", &wd])

@@ -1,16 +1,25 @@
-//! Judging a frozen encoder by its features: a weighted kNN classifier and a linear probe,
-//! with the baselines computed the same way, and the table that reports them.
+//! Judging a frozen encoder by its features: a weighted kNN classifier, a linear probe by one
+//! of two protocols, representation diagnostics (alignment, uniformity, effective rank), with
+//! the baselines computed the same way, and the table that reports them.
 //!
-//! The encoder is only ever called under `no_grad` in eval mode; nothing here updates it.
+//! The encoder is only ever called under `no_grad` in eval mode; nothing here updates it
+//! (tests/frozen.rs checks its weights bit for bit).
+//!
+//! Not here yet: PNG plots of a 2-D projection (PCA, t-SNE) of the test features coloured by
+//! class, and of the online accuracy over epochs; they wait for the plotting crate
+//! (FIXME(#11)).
 
+pub mod crop;
+pub mod diagnostics;
 mod features;
 mod knn;
 mod probe;
 mod report;
 
-pub use features::{extract, pixel_features};
-pub use knn::{KnnConfig, knn};
-pub use probe::{ProbeConfig, linear_probe};
+pub use diagnostics::{Diagnostics, DiagnosticsConfig, diagnose};
+pub use features::{Encoder, extract, pixel_features};
+pub use knn::{KnnConfig, knn, knn_scores};
+pub use probe::{ProbeConfig, ProbeProtocol, ReferenceProbe, linear_probe, probe, reference_probe};
 pub use report::{Row, markdown_table};
 
 /// Top-1 and top-5 accuracy, as fractions in [0, 1].

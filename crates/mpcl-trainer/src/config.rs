@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use mpcl_aggregators::AggregatorsConfig;
 use mpcl_data::augment::GrayAugment;
 use mpcl_data::{Dataset, DatasetName};
-use mpcl_eval::{KnnConfig, ProbeConfig};
+use mpcl_eval::{DiagnosticsConfig, KnnConfig, ProbeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -305,8 +305,13 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// `[eval.knn]`: k (200), temperature (0.1), block (512).
     pub knn: KnnConfig,
-    /// `[eval.probe]`: epochs (30), batch_size (512), lr (1e-2), weight_decay (1e-5), seed.
+    /// `[eval.probe]`: protocol ("standardised" or "simclr-reference"); for the first
+    /// epochs (30), batch_size (512), lr (1e-2), weight_decay (1e-5); seed (0); and
+    /// `[eval.probe.reference]`: iterations (8000), batch_size (1024), lr (0.1), momentum
+    /// (0.9), weight_decay (1e-4), padding (4).
     pub probe: ProbeConfig,
+    /// `[eval.diagnostics]`: samples (2048), collapse_fraction (0.05).
+    pub diagnostics: DiagnosticsConfig,
 }
 
 impl Default for EvalConfig {
@@ -317,6 +322,7 @@ impl Default for EvalConfig {
             batch_size: 1024,
             knn: KnnConfig::default(),
             probe: ProbeConfig::default(),
+            diagnostics: DiagnosticsConfig::default(),
         }
     }
 }
@@ -367,6 +373,20 @@ impl Config {
                 Ok(())
             } else {
                 Err(format!("{key} = {v}: must be > 0"))
+            }
+        };
+        let non_negative = |key: &str, v: f64| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v}: must be ≥ 0"))
+            }
+        };
+        let fraction = |key: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v}: must lie in [0, 1]"))
             }
         };
         let at_least = |key: &str, v: usize, min: usize| {
@@ -470,12 +490,18 @@ impl Config {
         at_least("eval.probe.epochs", e.probe.epochs, 1)?;
         at_least("eval.probe.batch_size", e.probe.batch_size, 1)?;
         positive("eval.probe.lr", e.probe.lr)?;
-        if !(e.probe.weight_decay >= 0.0 && e.probe.weight_decay.is_finite()) {
-            return Err(format!(
-                "eval.probe.weight_decay = {}: must be ≥ 0",
-                e.probe.weight_decay
-            ));
-        }
+        non_negative("eval.probe.weight_decay", e.probe.weight_decay)?;
+        let r = &e.probe.reference;
+        at_least("eval.probe.reference.iterations", r.iterations, 1)?;
+        at_least("eval.probe.reference.batch_size", r.batch_size, 1)?;
+        positive("eval.probe.reference.lr", r.lr)?;
+        fraction("eval.probe.reference.momentum", r.momentum)?;
+        non_negative("eval.probe.reference.weight_decay", r.weight_decay)?;
+        at_least("eval.diagnostics.samples", e.diagnostics.samples, 2)?;
+        fraction(
+            "eval.diagnostics.collapse_fraction",
+            e.diagnostics.collapse_fraction,
+        )?;
         Ok(())
     }
 }
@@ -529,6 +555,18 @@ mod tests {
             (
                 "[eval.probe]\nweight_decay = nan\n",
                 "eval.probe.weight_decay = NaN",
+            ),
+            (
+                "[eval.probe]\nprotocol = \"simclr\"\n",
+                "unknown variant `simclr`",
+            ),
+            (
+                "[eval.probe.reference]\nmomentum = 1.5\n",
+                "eval.probe.reference.momentum = 1.5: must lie in [0, 1]",
+            ),
+            (
+                "[eval.diagnostics]\nsamples = 1\n",
+                "eval.diagnostics.samples = 1: must be ≥ 2",
             ),
             ("[augment]\nmean = inf\n", "augment.mean = inf"),
             ("[train]\nthreads = 100000\n", "train.threads = 100000"),

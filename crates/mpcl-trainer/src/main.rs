@@ -23,6 +23,8 @@ struct Cli {
     command: Cmd,
 }
 
+// FIXME(#11): `mpcl eval --checkpoint … --dataset …`, printing and writing the result table
+// with the code `train` uses, once checkpoints have a format (#9, #10).
 #[derive(Subcommand)]
 enum Cmd {
     /// Train and evaluate one experiment; writes a run directory.

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpcl_aggregators::{Aggregator, Change, Step};
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
 use mpcl_data::{ImageSet, Split};
-use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
+use mpcl_eval::{Encoder, Row, diagnose, knn, labels, markdown_table, probe};
 use mpcl_losses::{InfoNce, Spectral, simsiam};
 use serde::Serialize;
 use tch::Tensor;
@@ -81,26 +81,41 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         )));
     }
 
+    let padding = cfg.eval.probe.reference.padding;
+    if padding >= train_set.height.min(train_set.width) {
+        return Err(TrainError::Invalid(format!(
+            "eval.probe.reference.padding = {padding}: must be below the {} × {} images",
+            train_set.height, train_set.width
+        )));
+    }
+
     tch::manual_seed(t.seed as i64);
     let vs = nn::VarStore::new(device);
     let simsiam = t.method == Method::Simsiam;
     let model = Model::new(&vs.root(), train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
     if cfg.eval.enabled && cfg.eval.baselines {
-        baselines.push(evaluate_features(
+        // Raw pixels: images in [0, 1] flattened, the same numbers as `pixel_features`.
+        let mut flatten = |x: &Tensor| x.flatten(1, -1);
+        let pixels = Encoder {
+            encode: &mut flatten,
+            norm: (0.0, 1.0),
+            batch_size: cfg.eval.batch_size,
+            device,
+        };
+        baselines.push(evaluate(
             cfg,
             "raw pixels",
-            &pixel_features(&train_set),
-            &pixel_features(&test_set),
+            pixels,
             (&train_set, &test_set),
-        ));
+        )?);
         baselines.push(evaluate_encoder(
             cfg,
             "random encoder",
             &model,
             &train_set,
             &test_set,
-        ));
+        )?);
     }
 
     let metrics = train(cfg, &vs, &model, (&train_set, &test_set), dir)?;
@@ -130,17 +145,18 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         format!("{} epochs", t.epochs)
     };
     let name = format!("{} encoder ({epochs})", t.method.label());
-    let mut rows = vec![evaluate_encoder(cfg, &name, &model, &train_set, &test_set)];
+    let mut rows = vec![evaluate_encoder(cfg, &name, &model, &train_set, &test_set)?];
     rows.extend(baselines);
     let table = markdown_table(&rows);
     let protocol = format!(
-        "kNN: k = {}, cosine similarity, votes weighted by exp(s/{}). Linear probe: features \
-         standardised with training-split statistics, {} epochs of AdamW (lr {}), no \
-         augmentation. Test images unaugmented; {} training and {} test images.\n",
+        "kNN: k = {}, cosine similarity, votes weighted by exp(s/{}). {} Effective rank (of at \
+         most min(n, D)) of the test features; alignment of two augmented views of {} test \
+         images; uniformity (t = 2) of as many test features. Test images unaugmented; {} \
+         training and {} test images.\n",
         cfg.eval.knn.k,
         cfg.eval.knn.temperature,
-        cfg.eval.probe.epochs,
-        cfg.eval.probe.lr,
+        cfg.eval.probe.describe(),
+        cfg.eval.diagnostics.samples.min(test_set.len()),
         train_set.len(),
         test_set.len()
     );
@@ -368,19 +384,25 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
     bar
 }
 
-/// Evaluates the model's backbone in eval mode on unaugmented images.
+/// Evaluates the model's backbone in eval mode.
 fn evaluate_encoder(
     cfg: &Config,
     name: &str,
     model: &Model,
     train: &ImageSet,
     test: &ImageSet,
-) -> Row {
-    let (f_train, f_test) = (encode(cfg, model, train), encode(cfg, model, test));
-    evaluate_features(cfg, name, &f_train, &f_test, (train, test))
+) -> Result<Row, TrainError> {
+    let mut encode = |x: &Tensor| model.forward_t(x, false).0;
+    let encoder = Encoder {
+        encode: &mut encode,
+        norm: (cfg.augment.mean, cfg.augment.std),
+        batch_size: cfg.eval.batch_size,
+        device: model.device(),
+    };
+    evaluate(cfg, name, encoder, (train, test))
 }
 
-/// Backbone features of unaugmented, normalised images, in eval mode, on the CPU.
+/// Backbone features of unaugmented, normalised images, in eval mode, on the model's device.
 ///
 /// # Shapes
 /// Returns `[n, D]`.
@@ -390,40 +412,60 @@ fn encode(cfg: &Config, model: &Model, set: &ImageSet) -> Tensor {
     mpcl_eval::extract(set, norm, cfg.eval.batch_size, model.device(), &mut encode)
 }
 
-fn evaluate_features(
+/// kNN, the linear probe and the diagnostics of one representation. Features are of
+/// unaugmented images; the diagnostics' paired views come from the training augmentations.
+fn evaluate(
     cfg: &Config,
     name: &str,
-    f_train: &Tensor,
-    f_test: &Tensor,
+    mut encoder: Encoder,
     (train, test): (&ImageSet, &ImageSet),
-) -> Row {
+) -> Result<Row, TrainError> {
     let start = Instant::now();
+    let (f_train, f_test) = (encoder.extract(train), encoder.extract(test));
     let (y_train, y_test) = (labels(train), labels(test));
-    let knn = knn(
-        f_train,
-        &y_train,
-        f_test,
-        &y_test,
-        train.classes,
-        &cfg.eval.knn,
+    let e = &cfg.eval;
+    let knn = knn(&f_train, &y_train, &f_test, &y_test, train.classes, &e.knn);
+    let probe = probe(&e.probe, train, (&f_train, &f_test), &y_test, &mut encoder);
+
+    // Two views of the first test images through the training pipeline, view-major.
+    let n = e.diagnostics.samples.min(test.len());
+    let loader = LoaderConfig {
+        batch_size: n,
+        views: 2,
+        seed: cfg.train.seed,
+        drop_last: true,
+        prefetch: 1,
+    };
+    let subset = Arc::new(test.clone().truncated(n));
+    let batch = epoch_batches(subset, Arc::new(cfg.augment.clone()), loader, 0)
+        .recv()
+        .map_err(|_| TrainError::Invalid("no augmented test views for the diagnostics".into()))?;
+    let dims = [
+        2 * n as i64,
+        test.channels as i64,
+        test.height as i64,
+        test.width as i64,
+    ];
+    let views = encoder.encode_normalised(&Tensor::from_slice(&batch.pixels).view(dims));
+    let (a, b) = (
+        views.narrow(0, 0, n as i64),
+        views.narrow(0, n as i64, n as i64),
     );
-    let probe = linear_probe(
-        f_train,
-        &y_train,
-        f_test,
-        &y_test,
-        train.classes,
-        &cfg.eval.probe,
-    );
+    let diagnostics = diagnose((&a, &b), &f_test, &e.diagnostics)?;
+    if let Some(warning) = diagnostics.warning() {
+        warn!("{name}: {warning}");
+    }
     info!(
         knn_top1 = format!("{:.4}", knn.top1),
         probe_top1 = format!("{:.4}", probe.top1),
+        effective_rank = format!("{:.1}", diagnostics.effective_rank),
         seconds = format!("{:.1}", start.elapsed().as_secs_f64()),
         "evaluated {name}"
     );
-    Row {
+    Ok(Row {
         name: name.into(),
         knn,
         probe,
-    }
+        diagnostics,
+    })
 }

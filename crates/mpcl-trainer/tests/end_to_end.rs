@@ -118,6 +118,12 @@ fn a_tiny_run_fills_its_run_directory() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     let top1 = json["rows"][0]["knn"]["top1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&top1));
+    // Effective rank lies in [1, min(n, D)] and alignment of unit vectors in [0, 4].
+    let diag = &json["rows"][0]["diagnostics"];
+    let max_rank = diag["max_rank"].as_f64().unwrap();
+    assert!((1.0..=max_rank).contains(&diag["effective_rank"].as_f64().unwrap()), "{diag}");
+    assert!((0.0..=4.0).contains(&diag["alignment"].as_f64().unwrap()), "{diag}");
+    assert!(results.contains("| eff. rank |"), "{results}");
 
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
     assert!(log.contains("epoch 2/2 done"), "{log}");
@@ -150,6 +156,32 @@ fn a_fixed_seed_gives_the_same_numbers() {
     assert_eq!(losses(&a), losses(&b));
     for (x, y) in a.rows.iter().zip(&b.rows) {
         assert_eq!((x.knn, x.probe), (y.knn, y.probe), "{}", x.name);
+        assert_eq!(x.diagnostics, y.diagnostics, "{}", x.name);
+    }
+}
+
+#[test]
+fn the_reference_probe_runs_reproducibly_and_is_described() {
+    let toml = TINY.replace(
+        "[eval.probe]\nepochs = 3\n",
+        "[eval.probe]\nprotocol = \"simclr-reference\"\n\
+         [eval.probe.reference]\niterations = 10\nbatch_size = 64\n",
+    );
+    let cfg = Config::parse(&toml, "reference").unwrap();
+    let data_dir = mpcl_data::default_data_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name| {
+        let dir = RunDir::create(tmp.path(), name).unwrap();
+        let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+        (outcome, std::fs::read_to_string(dir.path().join("results.md")).unwrap())
+    };
+    let ((a, results), (b, _)) = (run("first"), run("second"));
+    assert!(
+        results.contains("Linear probe (SimCLR reference)") && results.contains("10 iterations"),
+        "{results}"
+    );
+    for (x, y) in a.rows.iter().zip(&b.rows) {
+        assert_eq!(x.probe, y.probe, "{}", x.name);
     }
 }
 
