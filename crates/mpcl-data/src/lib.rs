@@ -8,7 +8,8 @@
 //! - [`fashion_mnist`]: where the data set comes from, in order: the data directory, the system
 //!   copy from Debian's `dataset-fashion-mnist`, the official download; every file verified.
 //! - [`fetch`]: resumable, checksum-verified downloads written atomically.
-//! - [`augment`]: SimCLR-style augmentations for gray images.
+//! - [`augment`]: SimCLR and BYOL augmentations with torchvision's semantics, per-view
+//!   pipelines and multi-crop.
 //! - [`loader`]: deterministic shuffled batches of augmented views, prepared ahead on other
 //!   threads.
 

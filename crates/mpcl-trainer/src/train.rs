@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpcl_aggregators::{Aggregator, Change, Step};
+use mpcl_data::augment::Pipeline;
 use mpcl_data::fashion_mnist::FashionMnist;
-use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
+use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches, view_groups};
 use mpcl_data::{ImageSet, Split};
 use mpcl_eval::{Row, knn, labels, linear_probe, markdown_table, pixel_features};
 use mpcl_losses::{InfoNce, Spectral};
@@ -67,6 +68,16 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         )));
     }
 
+    let pipelines: Arc<[Pipeline]> = cfg
+        .augment
+        .pipelines(t.views)
+        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
+        .into();
+    for (v, p) in pipelines.iter().enumerate() {
+        p.check_images((train_set.channels, train_set.height, train_set.width))
+            .map_err(|e| TrainError::Invalid(format!("augment (view {v}): {e}")))?;
+    }
+
     tch::manual_seed(t.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Model::new(&vs.root(), train_set.channels, &cfg.model);
@@ -88,7 +99,7 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         ));
     }
 
-    let metrics = train(cfg, &vs, &model, &train_set, dir)?;
+    let metrics = train(cfg, &vs, &model, (&train_set, pipelines), dir)?;
     let weights = dir.weights_path();
     let tmp = mpcl_data::fsutil::temp_path(&weights);
     vs.save(&tmp)?;
@@ -157,13 +168,12 @@ fn train(
     cfg: &Config,
     vs: &nn::VarStore,
     model: &Model,
-    set: &Arc<ImageSet>,
+    (set, pipelines): (&Arc<ImageSet>, Arc<[Pipeline]>),
     dir: &RunDir,
 ) -> Result<Vec<EpochMetrics>, TrainError> {
     let t = &cfg.train;
     let loader = LoaderConfig {
         batch_size: t.batch_size,
-        views: t.views,
         seed: t.seed,
         drop_last: true,
         prefetch: 2,
@@ -191,12 +201,18 @@ fn train(
     let mut aggregator = cfg
         .aggregators
         .build(set.len(), cfg.model.projector_dim, Device::Cpu);
-    let augment = Arc::new(cfg.augment.clone());
+    let groups = view_groups(&pipelines, (set.channels, set.height, set.width));
+    let [(_, _, [c, h, w])] = groups[..] else {
+        return Err(TrainError::Invalid(format!(
+            "augment: the views have {} resolutions; training takes one",
+            groups.len()
+        )));
+    };
     let shape = [
         (t.views * t.batch_size) as i64,
-        set.channels as i64,
-        set.height as i64,
-        set.width as i64,
+        c as i64,
+        h as i64,
+        w as i64,
     ];
     info!(
         steps = schedule.total,
@@ -212,8 +228,8 @@ fn train(
         let bar = progress_bar(per_epoch, epoch, t.epochs);
         let start = Instant::now();
         let (mut loss_sum, mut views, mut grad_norms) = (0.0, 0usize, (0.0, 0.0));
-        for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
-            let xs = Tensor::from_slice(&batch.pixels).view(shape);
+        for batch in epoch_batches(set.clone(), pipelines.clone(), loader, epoch as u64) {
+            let xs = Tensor::from_slice(&batch.groups[0].pixels).view(shape);
             let (h, z) = model.forward_t(&xs, true);
             let z = aggregator.transform(&z);
             let indices: Vec<i64> = batch.indices.iter().map(|&i| i as i64).collect();
@@ -321,7 +337,9 @@ fn evaluate_encoder(
     train: &ImageSet,
     test: &ImageSet,
 ) -> Row {
-    let norm = (cfg.augment.mean, cfg.augment.std);
+    // The images are gray and the pipelines were checked against them, so the base
+    // pipeline's mean and std have one value each.
+    let norm = (cfg.augment.base.mean[0], cfg.augment.base.std[0]);
     let mut encode = |x: &Tensor| model.forward_t(x, false).0;
     let f_train = mpcl_eval::extract(train, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);
     let f_test = mpcl_eval::extract(test, norm, cfg.eval.batch_size, Device::Cpu, &mut encode);

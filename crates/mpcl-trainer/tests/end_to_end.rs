@@ -223,8 +223,8 @@ fn spectral_and_attention_variants_train() {
         // unmeasured (NaN): rewiring from its second step on, multi-stage from its start
         // epoch (2 by default). The others report it.
         for m in &outcome.metrics {
-            let keyed = change.contains("rewiring")
-                || (change.contains("multi-stage") && m.epoch >= 2);
+            let keyed =
+                change.contains("rewiring") || (change.contains("multi-stage") && m.epoch >= 2);
             assert!(m.loss.is_finite(), "{change}: loss {}", m.loss);
             assert_eq!(m.grad_alignment.is_nan(), keyed, "{change}: {m:?}");
             assert!(keyed || m.grad_alignment > 0.0, "{change}: {m:?}");
