@@ -146,6 +146,14 @@ fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     (byte(f64::from(h) * 255.0), byte(f64::from(s) * 255.0), max)
 }
 
+/// C's `round` (half away from zero) of a non-negative value, without a libm call: the
+/// fractional part `x − trunc(x)` is exact.
+#[inline]
+fn round_non_negative(x: f64) -> u32 {
+    let whole = x as u32;
+    whole + u32::from(x - f64::from(whole) >= 0.5)
+}
+
 /// Pillow's 8-bit HSV → RGB: sector and remainder of h·6/255 in `f64`, the three levels
 /// rounded half away from zero, each product in the precision C's promotions give it.
 #[inline]
@@ -154,15 +162,16 @@ fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
         return (v, v, v);
     }
     let h6 = f64::from(h) * 6.0 / 255.0;
-    let sector = h6.floor();
-    let f = (h6 - sector) as f32;
+    // h6 ≥ 0: truncation is the floor, and the remainder below is exact.
+    let sector = h6 as u32;
+    let f = (h6 - f64::from(sector)) as f32;
     let fs = (f64::from(s) / 255.0) as f32;
     let vf = f64::from(v);
-    let level = |k: f64| (vf * k).round().clamp(0.0, 255.0) as u8;
+    let level = |k: f64| round_non_negative(vf * k).min(255) as u8;
     let p = level(1.0 - f64::from(fs));
     let q = level(1.0 - f64::from(fs * f));
     let t = level(1.0 - f64::from(fs) * (1.0 - f64::from(f)));
-    match sector as u32 % 6 {
+    match sector % 6 {
         0 => (v, t, p),
         1 => (q, v, p),
         2 => (p, v, t),
