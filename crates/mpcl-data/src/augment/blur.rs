@@ -37,7 +37,7 @@ fn reflect(i: isize, n: usize) -> usize {
 /// If `size` is even or its half-width is not below both `h` and `w` (reflect padding needs
 /// it).
 pub fn gaussian_blur(img: &mut [u8], (h, w): (usize, usize), size: usize, sigma: f32) {
-    assert!(size % 2 == 1, "kernel size {size} is not odd");
+    assert!(!size.is_multiple_of(2), "kernel size {size} is not odd");
     let r = size / 2;
     assert!(
         r < h && r < w,

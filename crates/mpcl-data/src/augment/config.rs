@@ -126,7 +126,7 @@ impl<'de> Deserialize<'de> for AugmentConfig {
             if key == MULTICROP {
                 let count = match table.remove("count") {
                     None => 0,
-                    Some(v) => usize::deserialize(v).map_err(|e| at(e))?,
+                    Some(v) => usize::deserialize(v).map_err(&at)?,
                 };
                 let pipeline = overlay(&base, table).map_err(at)?;
                 config.multicrop = MultiCrop { count, pipeline };

@@ -290,7 +290,7 @@ impl Pipeline {
         if !(0.0..=0.5).contains(&self.hue) {
             return Err(format!("hue = {}: must lie in [0, 0.5]", self.hue));
         }
-        if self.blur_kernel % 2 == 0 {
+        if self.blur_kernel.is_multiple_of(2) {
             return Err(format!(
                 "blur_kernel = {}: must be odd and positive",
                 self.blur_kernel
