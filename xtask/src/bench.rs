@@ -5,7 +5,7 @@
 //! reference step that installs the Python environment on demand and prints both figures and
 //! their ratio.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
@@ -46,7 +46,7 @@ const GROUPS: &[Group] = &[
         name: "augment",
         about: "augmentation throughput (views per second)",
         criterion: &[("mpcl-data", "augment")],
-        side_by_side: None,
+        side_by_side: Some(augment_views),
     },
     Group {
         name: "knn",
@@ -185,6 +185,47 @@ fn knn_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
             theirs / mine
         );
     }
+    Ok(())
+}
+
+/// The CIFAR SimCLR pipeline on one core: criterion's `cifar_simclr/one_view` (just run)
+/// against torchvision's PIL path in python/bench_augment.py on the same images.
+fn augment_views(_: &Run<'_>) -> anyhow::Result<()> {
+    let python = python::ensure_env()?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let path = target.join("criterion/cifar_simclr/one_view/new/estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (did the benchmark run?)", path.display()))?;
+    let estimates: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let ns = estimates["mean"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{} has no mean.point_estimate", path.display()))?;
+    let ours = 1e9 / ns;
+
+    say("torchvision: the same pipeline with python/bench_augment.py on one core");
+    let out = Command::new(&python)
+        .arg(root().join("python/bench_augment.py"))
+        .output()
+        .context("running python/bench_augment.py")?;
+    if !out.status.success() {
+        bail!(
+            "python/bench_augment.py failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let reference = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|v| v["views_per_s"].as_f64())
+        .with_context(|| format!("python/bench_augment.py printed no views_per_s: {line}"))?;
+    println!("\nSimCLR CIFAR pipeline, 32×32 RGB, one view at a time on one core");
+    println!("\n| implementation | views/s |\n|---|---:|");
+    println!("| mpcl-data (cifar_simclr/one_view) | {ours:.0} |");
+    println!("| torchvision 0.28, PIL path | {reference:.0} |");
+    println!("\nratio mpcl / torchvision: {:.1}", ours / reference);
     Ok(())
 }
 

@@ -12,7 +12,8 @@
 //! - [`folder`]: PNG/JPEG images in one folder per class.
 //! - [`archive`]: `.tar.gz` data sets verified, extracted atomically and checked later.
 //! - [`fetch`]: resumable, checksum-verified downloads written atomically.
-//! - [`augment`]: SimCLR-style augmentations for gray images.
+//! - [`augment`]: SimCLR and BYOL augmentations with torchvision's semantics, per-view
+//!   pipelines and multi-crop.
 //! - [`loader`]: deterministic shuffled batches of augmented views, prepared ahead on other
 //!   threads.
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use mpcl_aggregators::AggregatorsConfig;
-use mpcl_data::augment::GrayAugment;
+use mpcl_data::augment::AugmentConfig;
 use mpcl_data::{Dataset, DatasetName};
 use mpcl_eval::{DiagnosticsConfig, KnnConfig, ProbeConfig};
 use serde::{Deserialize, Serialize};
@@ -37,10 +37,12 @@ pub struct Config {
     /// sub-table ([`AggregatorsConfig`]); none is the plain loss.
     #[serde(default)]
     pub aggregators: AggregatorsConfig,
-    /// How views are drawn: `[augment]`, defaults documented on
-    /// [`GrayAugment`](mpcl_data::augment::GrayAugment) (torchvision's where it has one).
+    /// How views are drawn: `[augment]` with the keys of
+    /// [`Pipeline`](mpcl_data::augment::Pipeline) (defaults documented there, torchvision's
+    /// where it has one), `[augment.viewN]` per-view changes and `[augment.multicrop]`; see
+    /// [`AugmentConfig`].
     #[serde(default)]
-    pub augment: GrayAugment,
+    pub augment: AugmentConfig,
     /// How the frozen encoder is judged.
     #[serde(default)]
     pub eval: EvalConfig,
@@ -482,6 +484,18 @@ impl Config {
         self.augment
             .validate()
             .map_err(|e| format!("augment.{e}"))?;
+        self.augment
+            .pipelines(t.views)
+            .map_err(|e| format!("augment.{e}"))?;
+        if self.augment.multicrop.count > 0 {
+            // FIXME(#8): the losses take one resolution; multi-crop needs a loss over view
+            // groups (the loader already returns them).
+            return Err(format!(
+                "augment.multicrop.count = {}: multi-crop views are not trained yet (the \
+                 losses take views of one resolution)",
+                self.augment.multicrop.count
+            ));
+        }
         let e = &self.eval;
         at_least("eval.batch_size", e.batch_size, 1)?;
         at_least("eval.knn.k", e.knn.k, 1)?;
@@ -517,6 +531,29 @@ mod tests {
         assert_eq!(c.train, TrainConfig::default());
         assert_eq!(c.model, ModelConfig::default());
         assert_eq!(c.eval, EvalConfig::default());
+        // The documented deviation: crops of 0.2–1 of the image instead of 0.08–1.
+        let augment = AugmentConfig {
+            base: mpcl_data::augment::Pipeline {
+                crop_scale: [0.2, 1.0],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(c.augment, augment);
+    }
+
+    #[test]
+    fn multi_crop_is_rejected_until_the_losses_take_it() {
+        let toml = "[augment.multicrop]\ncount = 2\nsize = 16\n";
+        let err = Config::parse(toml, "x.toml").unwrap_err().to_string();
+        assert!(err.contains("augment.multicrop.count = 2"), "{err}");
+        let err = Config::parse("[augment.view2]\nflip_p = 0.0\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("augment.view2: there are only 2 views"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -568,7 +605,8 @@ mod tests {
                 "[eval.diagnostics]\nsamples = 1\n",
                 "eval.diagnostics.samples = 1: must be ≥ 2",
             ),
-            ("[augment]\nmean = inf\n", "augment.mean = inf"),
+            ("[augment]\nmean = [inf]\n", "augment.mean = [inf]"),
+            ("[augment.view1]\nhue = 0.7\n", "augment.view1.hue = 0.7"),
             ("[train]\nthreads = 100000\n", "train.threads = 100000"),
             ("[data]\ndataset = \"svhn\"\n", "unknown variant `svhn`"),
             (

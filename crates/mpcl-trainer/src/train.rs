@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpcl_aggregators::{Aggregator, Change, Step};
-use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches};
+use mpcl_data::augment::Pipeline;
+use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches, view_groups};
 use mpcl_data::{ImageSet, Split};
 use mpcl_eval::{Encoder, Row, diagnose, knn, labels, markdown_table, probe};
 use mpcl_losses::{InfoNce, Spectral, simsiam};
@@ -88,6 +89,15 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
             train_set.height, train_set.width
         )));
     }
+    let pipelines: Arc<[Pipeline]> = cfg
+        .augment
+        .pipelines(t.views)
+        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
+        .into();
+    for (v, p) in pipelines.iter().enumerate() {
+        p.check_images((train_set.channels, train_set.height, train_set.width))
+            .map_err(|e| TrainError::Invalid(format!("augment (view {v}): {e}")))?;
+    }
 
     tch::manual_seed(t.seed as i64);
     let vs = nn::VarStore::new(device);
@@ -118,7 +128,13 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         )?);
     }
 
-    let metrics = train(cfg, &vs, &model, (&train_set, &test_set), dir)?;
+    let metrics = train(
+        cfg,
+        &vs,
+        &model,
+        (&train_set, &test_set, pipelines.clone()),
+        dir,
+    )?;
     // Explicitly safetensors: VarStore::save picks the format from the (temporary) extension.
     crate::weights::save(&vs, "", &dir.weights_path())?;
     // The backbone alone under its own names (torchvision's for ResNets), for PyTorch.
@@ -190,7 +206,7 @@ fn train(
     cfg: &Config,
     vs: &nn::VarStore,
     model: &Model,
-    (set, test_set): (&Arc<ImageSet>, &ImageSet),
+    (set, test_set, pipelines): (&Arc<ImageSet>, &ImageSet, Arc<[Pipeline]>),
     dir: &RunDir,
 ) -> Result<Vec<EpochMetrics>, TrainError> {
     let t = &cfg.train;
@@ -199,7 +215,6 @@ fn train(
     let test_labels = labels(test_set).to_device(vs.device());
     let loader = LoaderConfig {
         batch_size: t.batch_size,
-        views: t.views,
         seed: t.seed,
         drop_last: true,
         prefetch: 2,
@@ -222,12 +237,18 @@ fn train(
     let mut aggregator = cfg
         .aggregators
         .build(set.len(), cfg.model.projector_dim, vs.device());
-    let augment = Arc::new(cfg.augment.clone());
+    let groups = view_groups(&pipelines, (set.channels, set.height, set.width));
+    let [(_, _, [c, h, w])] = groups[..] else {
+        return Err(TrainError::Invalid(format!(
+            "augment: the views have {} resolutions; training takes one",
+            groups.len()
+        )));
+    };
     let shape = [
         (t.views * t.batch_size) as i64,
-        set.channels as i64,
-        set.height as i64,
-        set.width as i64,
+        c as i64,
+        h as i64,
+        w as i64,
     ];
     info!(
         steps = schedule.total,
@@ -244,8 +265,8 @@ fn train(
         let start = Instant::now();
         let (mut loss_sum, mut views, mut grad_norms) = (0.0, 0usize, (0.0, 0.0));
         let mut online_correct = 0;
-        for batch in epoch_batches(set.clone(), augment.clone(), loader, epoch as u64) {
-            let xs = Tensor::from_slice(&batch.pixels)
+        for batch in epoch_batches(set.clone(), pipelines.clone(), loader, epoch as u64) {
+            let xs = Tensor::from_slice(&batch.groups[0].pixels)
                 .view(shape)
                 .to_device(vs.device());
             let (h, z) = model.forward_t(&xs, true);
@@ -293,7 +314,10 @@ fn train(
                     // Multi-stage aggregation replaces the targets with its mixed keys.
                     let predictor = model.predictor.as_ref().expect("built for SimSiam");
                     let targets = keys.as_ref().unwrap_or(&z);
-                    (simsiam(&predictor.forward_t(&z, true), targets, t.views)?, None)
+                    (
+                        simsiam(&predictor.forward_t(&z, true), targets, t.views)?,
+                        None,
+                    )
                 }
             };
             // SimSiam has no uniformity term to split off, and replaced keys no closed form:
@@ -395,11 +419,18 @@ fn evaluate_encoder(
     let mut encode = |x: &Tensor| model.forward_t(x, false).0;
     let encoder = Encoder {
         encode: &mut encode,
-        norm: (cfg.augment.mean, cfg.augment.std),
+        norm: eval_norm(cfg),
         batch_size: cfg.eval.batch_size,
         device: model.device(),
     };
     evaluate(cfg, name, encoder, (train, test))
+}
+
+/// The `(mean, std)` that normalises unaugmented images for evaluation: the base
+/// pipeline's, which has one value each since the trainer takes gray images only for now
+/// (FIXME(#8): per-channel normalisation for RGB evaluation).
+fn eval_norm(cfg: &Config) -> (f32, f32) {
+    (cfg.augment.base.mean[0], cfg.augment.base.std[0])
 }
 
 /// Backbone features of unaugmented, normalised images, in eval mode, on the model's device.
@@ -407,7 +438,7 @@ fn evaluate_encoder(
 /// # Shapes
 /// Returns `[n, D]`.
 fn encode(cfg: &Config, model: &Model, set: &ImageSet) -> Tensor {
-    let norm = (cfg.augment.mean, cfg.augment.std);
+    let norm = eval_norm(cfg);
     let mut encode = |x: &Tensor| model.forward_t(x, false).0;
     mpcl_eval::extract(set, norm, cfg.eval.batch_size, model.device(), &mut encode)
 }
@@ -431,22 +462,23 @@ fn evaluate(
     let n = e.diagnostics.samples.min(test.len());
     let loader = LoaderConfig {
         batch_size: n,
-        views: 2,
         seed: cfg.train.seed,
         drop_last: true,
         prefetch: 1,
     };
+    let pipelines: Arc<[Pipeline]> = cfg
+        .augment
+        .pipelines(2)
+        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
+        .into();
     let subset = Arc::new(test.clone().truncated(n));
-    let batch = epoch_batches(subset, Arc::new(cfg.augment.clone()), loader, 0)
+    let batch = epoch_batches(subset, pipelines, loader, 0)
         .recv()
         .map_err(|_| TrainError::Invalid("no augmented test views for the diagnostics".into()))?;
-    let dims = [
-        2 * n as i64,
-        test.channels as i64,
-        test.height as i64,
-        test.width as i64,
-    ];
-    let views = encoder.encode_normalised(&Tensor::from_slice(&batch.pixels).view(dims));
+    let group = &batch.groups[0];
+    let [c, h, w] = group.dims.map(|d| d as i64);
+    let pixels = Tensor::from_slice(&group.pixels).view([group.views as i64 * n as i64, c, h, w]);
+    let views = encoder.encode_normalised(&pixels);
     let (a, b) = (
         views.narrow(0, 0, n as i64),
         views.narrow(0, n as i64, n as i64),

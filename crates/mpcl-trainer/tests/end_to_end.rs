@@ -121,8 +121,14 @@ fn a_tiny_run_fills_its_run_directory() {
     // Effective rank lies in [1, min(n, D)] and alignment of unit vectors in [0, 4].
     let diag = &json["rows"][0]["diagnostics"];
     let max_rank = diag["max_rank"].as_f64().unwrap();
-    assert!((1.0..=max_rank).contains(&diag["effective_rank"].as_f64().unwrap()), "{diag}");
-    assert!((0.0..=4.0).contains(&diag["alignment"].as_f64().unwrap()), "{diag}");
+    assert!(
+        (1.0..=max_rank).contains(&diag["effective_rank"].as_f64().unwrap()),
+        "{diag}"
+    );
+    assert!(
+        (0.0..=4.0).contains(&diag["alignment"].as_f64().unwrap()),
+        "{diag}"
+    );
     assert!(results.contains("| eff. rank |"), "{results}");
 
     let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
@@ -173,7 +179,10 @@ fn the_reference_probe_runs_reproducibly_and_is_described() {
     let run = |name| {
         let dir = RunDir::create(tmp.path(), name).unwrap();
         let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
-        (outcome, std::fs::read_to_string(dir.path().join("results.md")).unwrap())
+        (
+            outcome,
+            std::fs::read_to_string(dir.path().join("results.md")).unwrap(),
+        )
     };
     let ((a, results), (b, _)) = (run("first"), run("second"));
     assert!(
@@ -257,8 +266,8 @@ fn spectral_and_attention_variants_train() {
         // unmeasured (NaN): rewiring from its second step on, multi-stage from its start
         // epoch (2 by default). The others report it.
         for m in &outcome.metrics {
-            let keyed = change.contains("rewiring")
-                || (change.contains("multi-stage") && m.epoch >= 2);
+            let keyed =
+                change.contains("rewiring") || (change.contains("multi-stage") && m.epoch >= 2);
             assert!(m.loss.is_finite(), "{change}: loss {}", m.loss);
             assert_eq!(m.grad_alignment.is_nan(), keyed, "{change}: {m:?}");
             assert!(keyed || m.grad_alignment > 0.0, "{change}: {m:?}");

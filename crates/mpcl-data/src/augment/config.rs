@@ -1,0 +1,158 @@
+//! `[augment]`: one pipeline for every view, per-view changes, and multi-crop.
+//!
+//! ```toml
+//! [augment]              # the pipeline of every view (keys of `Pipeline`)
+//! size = 32
+//! blur_p = 1.0
+//! [augment.view1]        # keys that differ for view 1 (BYOL's asymmetric recipe)
+//! blur_p = 0.1
+//! solarize_p = 0.2
+//! [augment.multicrop]    # `count` extra views; keys that differ from [augment]
+//! count = 4
+//! size = 16
+//! crop_scale = [0.05, 0.14]
+//! ```
+//!
+//! A `viewN` or `multicrop` table holds only the keys that differ; it is laid over the base
+//! table before being read, so unknown keys and bad values are reported as for the base.
+
+use std::collections::BTreeMap;
+
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::Pipeline;
+
+/// How the views of an image are drawn: view v follows `views[v]` when set, else `base`;
+/// `multicrop.count` extra views follow `multicrop.pipeline`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AugmentConfig {
+    /// The pipeline of every view without its own.
+    pub base: Pipeline,
+    /// Whole pipelines of the views that differ from `base`, by view index (`[augment.viewN]`).
+    pub views: BTreeMap<usize, Pipeline>,
+    /// Extra views at another resolution (`[augment.multicrop]`).
+    pub multicrop: MultiCrop,
+}
+
+/// Multi-crop (Caron et al., SwAV): extra small crops of every image.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MultiCrop {
+    /// Extra views per image. Default 0.
+    pub count: usize,
+    /// Their pipeline.
+    pub pipeline: Pipeline,
+}
+
+const MULTICROP: &str = "multicrop";
+
+/// The view index of a `viewN` key.
+fn view_index(key: &str) -> Option<usize> {
+    key.strip_prefix("view")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Reads `table` laid over `base` as a pipeline.
+fn overlay(base: &toml::Table, table: toml::Table) -> Result<Pipeline, toml::de::Error> {
+    let mut merged = base.clone();
+    merged.extend(table);
+    toml::Value::Table(merged).try_into()
+}
+
+impl AugmentConfig {
+    /// Checks every pipeline; the error names the table and the field.
+    ///
+    /// # Errors
+    /// A message such as `view1.blur_p = 2: …`.
+    pub fn validate(&self) -> Result<(), String> {
+        self.base.validate()?;
+        for (v, p) in &self.views {
+            p.validate().map_err(|e| format!("view{v}.{e}"))?;
+        }
+        if self.multicrop.count > 0 {
+            let p = &self.multicrop.pipeline;
+            p.validate().map_err(|e| format!("{MULTICROP}.{e}"))?;
+            if p.size == 0 {
+                return Err(format!(
+                    "{MULTICROP}.size = 0: multi-crop views need a size"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The pipeline of each of `views` views, then of each multi-crop view.
+    ///
+    /// # Errors
+    /// A `viewN` table for a view that does not exist.
+    pub fn pipelines(&self, views: usize) -> Result<Vec<Pipeline>, String> {
+        if let Some((&v, _)) = self.views.range(views..).next() {
+            return Err(format!(
+                "view{v}: there are only {views} views (view0 … view{})",
+                views.saturating_sub(1)
+            ));
+        }
+        let main = (0..views).map(|v| self.views.get(&v).unwrap_or(&self.base).clone());
+        let extra = std::iter::repeat_n(self.multicrop.pipeline.clone(), self.multicrop.count);
+        Ok(main.chain(extra).collect())
+    }
+}
+
+impl<'de> Deserialize<'de> for AugmentConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut base = toml::Table::deserialize(d)?;
+        let mut tables = BTreeMap::new();
+        let keys: Vec<String> = base.keys().cloned().collect();
+        for key in keys {
+            if key == MULTICROP || view_index(&key).is_some() {
+                match base.remove(&key) {
+                    Some(toml::Value::Table(t)) => {
+                        tables.insert(key, t);
+                    }
+                    _ => return Err(D::Error::custom(format!("{key}: expected a table"))),
+                }
+            }
+        }
+        let mut config = Self {
+            base: toml::Value::Table(base.clone())
+                .try_into()
+                .map_err(D::Error::custom)?,
+            ..Self::default()
+        };
+        for (key, mut table) in tables {
+            let at = |e: toml::de::Error| D::Error::custom(format!("{key}: {}", e.message()));
+            if key == MULTICROP {
+                let count = match table.remove("count") {
+                    None => 0,
+                    Some(v) => usize::deserialize(v).map_err(&at)?,
+                };
+                let pipeline = overlay(&base, table).map_err(at)?;
+                config.multicrop = MultiCrop { count, pipeline };
+            } else if let Some(v) = view_index(&key) {
+                config.views.insert(v, overlay(&base, table).map_err(at)?);
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl Serialize for AugmentConfig {
+    /// Writes the base keys, then each `viewN` and `multicrop` as whole tables (which read
+    /// back to the same pipelines).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let table = |p: &Pipeline| toml::Table::try_from(p).map_err(S::Error::custom);
+        let mut out = table(&self.base)?;
+        for (v, p) in &self.views {
+            out.insert(format!("view{v}"), toml::Value::Table(table(p)?));
+        }
+        if self.multicrop.count > 0 {
+            let mut mc = table(&self.multicrop.pipeline)?;
+            let count = i64::try_from(self.multicrop.count).map_err(S::Error::custom)?;
+            mc.insert("count".into(), toml::Value::Integer(count));
+            out.insert(MULTICROP.into(), toml::Value::Table(mc));
+        }
+        out.serialize(s)
+    }
+}
