@@ -17,18 +17,22 @@
 //! Not here yet: f32 weights, sparse InfoNCE steps, trajectory recording with class metrics,
 //! and the toy experiment with its plots (FIXME(#4)).
 
+mod adjacency;
 pub mod build;
+pub mod classes;
 mod csr;
 pub mod dynamics;
 pub mod eigen;
 pub mod linalg;
 pub mod objective;
+mod real;
 #[cfg(test)]
 mod testing;
-mod view_graph;
+pub mod trajectory;
 
+pub use adjacency::Adjacency;
 pub use csr::CsrGraph;
-pub use view_graph::ViewGraph;
+pub use real::Real;
 
 /// Inputs the graph layer cannot use.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
