@@ -28,6 +28,7 @@ pub mod objective;
 mod real;
 #[cfg(test)]
 mod testing;
+pub mod toy;
 pub mod trajectory;
 
 pub use adjacency::Adjacency;
@@ -43,4 +44,12 @@ pub enum GraphError {
     /// A parameter outside its domain.
     #[error("{0}")]
     Parameter(String),
+    /// An experiment file that cannot be used; names the file and the key.
+    #[error("{origin}: {message}")]
+    Config {
+        /// The file.
+        origin: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
 }
