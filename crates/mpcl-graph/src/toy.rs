@@ -500,7 +500,12 @@ pub fn run_toy(cfg: &ToyConfig, mut progress: impl FnMut(&str)) -> Result<ToyRes
         };
         let (records, snapshots) = match y.precision {
             Precision::F64 => {
-                let t = run(objective_for(spectral, graph64), f0.clone(), &schedule, &reference)?;
+                let t = run(
+                    objective_for(spectral, graph64),
+                    f0.clone(),
+                    &schedule,
+                    &reference,
+                )?;
                 (t.records, t.snapshots)
             }
             Precision::F32 => {
@@ -729,6 +734,14 @@ mod tests {
                 r.eigen_probe
             );
         }
+    }
+
+    #[test]
+    fn the_shipped_config_is_the_documented_default() {
+        let text = include_str!("../../../configs/toy.toml");
+        let cfg = ToyConfig::parse(text, "configs/toy.toml").unwrap();
+        let defaults = ToyConfig::parse("kind = \"toy\"\n", "-").unwrap();
+        assert_eq!(cfg, defaults);
     }
 
     #[test]

@@ -151,6 +151,22 @@ fn colour(i: usize) -> RGBColor {
     CYCLE[i % CYCLE.len()]
 }
 
+/// A tick label: at most 3 decimals without trailing zeros, scientific for tiny or huge
+/// magnitudes.
+fn tick(v: &f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    let text = format!("{v:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
 /// `[lo, hi]` of finite values with a 5% margin; a unit interval around a single value.
 fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
@@ -253,6 +269,10 @@ fn draw_scatter(area: &Area, s: &Scatter) -> Result<(), PlotError> {
     chart
         .configure_mesh()
         .label_style((FAMILY, 12))
+        .x_labels(5)
+        .y_labels(6)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| draw_error(title, e))?;
@@ -331,6 +351,10 @@ fn draw_lines(area: &Area, l: &Lines) -> Result<(), PlotError> {
         .axis_desc_style((FAMILY, 14))
         .x_desc(l.x_label.as_str())
         .y_desc(y_label)
+        .x_labels(6)
+        .y_labels(8)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| draw_error(title, e))?;
@@ -371,6 +395,7 @@ fn draw_bars(area: &Area, b: &Bars) -> Result<(), PlotError> {
         .label_style((FAMILY, 12))
         .axis_desc_style((FAMILY, 14))
         .y_desc(b.y_label.as_str())
+        .y_label_formatter(&tick)
         .x_labels(n)
         .x_label_formatter(&names)
         .draw()
@@ -418,6 +443,16 @@ mod tests {
                 bars: vec![("x".into(), 0.5), ("y".into(), 0.9)],
             }),
         ]
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        // By hand: trailing zeros go, tiny and huge values turn scientific.
+        assert_eq!(tick(&100.0), "100");
+        assert_eq!(tick(&0.25), "0.25");
+        assert_eq!(tick(&-0.0), "0");
+        assert_eq!(tick(&0.00002), "2.0e-5");
+        assert_eq!(tick(&250000.0), "2.5e5");
     }
 
     #[test]
