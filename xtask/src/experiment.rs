@@ -1,6 +1,8 @@
 //! `cargo xtask experiment [CONFIG]`: provision, build the `mpcl` binary in release mode, run.
 //!
-//! Without a config the binary runs its embedded default, `configs/default.toml`.
+//! The config's top-level `kind` picks the subcommand: `"train"` (the default) runs
+//! `mpcl train`, `"toy"` runs `mpcl toy` (no data to provision). Without a config the binary
+//! runs its embedded default, `configs/default.toml`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,12 +27,29 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // Resolve paths before anything changes directory.
     let config = args.config.as_ref().map(std::path::absolute).transpose()?;
+    let table = config.as_deref().map(read_table).transpose()?;
+    let kind = match &table {
+        Some((path, t)) => experiment_kind(path, t)?,
+        None => Kind::Train,
+    };
     setup::ensure_libtorch(false)?;
+    let runs = args.runs_dir.clone().unwrap_or_else(|| root().join("runs"));
+    if let (Kind::Toy, Some(config)) = (kind, &config) {
+        build_mpcl()?;
+        let mut mpcl = Command::new(root().join("target/release/mpcl"));
+        mpcl.arg("toy")
+            .arg("--config")
+            .arg(config)
+            .arg("--runs-dir")
+            .arg(&runs);
+        say(format!("running {mpcl:?}"));
+        return run_cmd(&mut mpcl);
+    }
     // The data directory: the flag, else the config's `data.dir`, else the default; the
     // binary gets the same one, so the data provisioned here is the data it trains on.
-    let data_cfg = config
-        .as_deref()
-        .map(config_data)
+    let data_cfg = table
+        .as_ref()
+        .map(|(path, t)| config_data(path, t))
         .transpose()?
         .unwrap_or_default();
     let data_dir = data::resolve_dir(args.data_dir.as_deref().or(data_cfg.dir.as_deref()));
@@ -40,12 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         data_cfg.class_list.as_deref(),
     )?;
     data::ensure(&dataset, &data_dir, None)?;
-    say(
-        "building the mpcl binary in release mode (the first build compiles the libtorch \
-         bindings: several minutes)",
-    );
-    run_cmd(cargo().args(["build", "--release", "--quiet", "--package", "mpcl-trainer"]))?;
-    let runs = args.runs_dir.clone().unwrap_or_else(|| root().join("runs"));
+    build_mpcl()?;
     let mut mpcl = Command::new(root().join("target/release/mpcl"));
     mpcl.arg("train")
         .arg("--data-dir")
@@ -59,6 +73,45 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     run_cmd(&mut mpcl)
 }
 
+fn build_mpcl() -> anyhow::Result<()> {
+    say(
+        "building the mpcl binary in release mode (the first build compiles the libtorch \
+         bindings: several minutes)",
+    );
+    run_cmd(cargo().args(["build", "--release", "--quiet", "--package", "mpcl-trainer"]))
+}
+
+/// An experiment file as a TOML table, with its path for messages.
+fn read_table(path: &Path) -> anyhow::Result<(PathBuf, toml::Table)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok((path.to_owned(), table))
+}
+
+/// The subcommands an experiment's `kind` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Train,
+    Toy,
+}
+
+/// The top-level `kind` of an experiment file: absent means `"train"`. The binary
+/// validates the rest.
+fn experiment_kind(path: &Path, table: &toml::Table) -> anyhow::Result<Kind> {
+    match table.get("kind") {
+        None => Ok(Kind::Train),
+        Some(v) => match v.as_str() {
+            Some("train") => Ok(Kind::Train),
+            Some("toy") => Ok(Kind::Toy),
+            _ => anyhow::bail!(
+                "{}: kind = {v}: expected \"train\" or \"toy\"",
+                path.display()
+            ),
+        },
+    }
+}
+
 /// What xtask needs of an experiment's `[data]` table; the binary validates the rest.
 #[derive(Default)]
 struct DataKeys {
@@ -70,11 +123,7 @@ struct DataKeys {
 
 /// Reads `data.dataset` (default `fashion-mnist`), `data.dir`, `data.root` and
 /// `data.class_list` from an experiment file.
-fn config_data(path: &Path) -> anyhow::Result<DataKeys> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+fn config_data(path: &Path, table: &toml::Table) -> anyhow::Result<DataKeys> {
     let data = table.get("data");
     let key = |k: &str| data.and_then(|d| d.get(k)).and_then(|v| v.as_str());
     let dataset = match key("dataset") {
@@ -89,4 +138,22 @@ fn config_data(path: &Path) -> anyhow::Result<DataKeys> {
         root: key("root").map(PathBuf::from),
         class_list: key("class_list").map(PathBuf::from),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_picks_the_subcommand_and_names_bad_values() {
+        let kind = |text: &str| {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            experiment_kind(Path::new("x.toml"), &table)
+        };
+        assert_eq!(kind("name = \"a\"").unwrap(), Kind::Train);
+        assert_eq!(kind("kind = \"train\"").unwrap(), Kind::Train);
+        assert_eq!(kind("kind = \"toy\"").unwrap(), Kind::Toy);
+        let err = kind("kind = \"plot\"").unwrap_err().to_string();
+        assert!(err.contains("x.toml: kind = \"plot\""), "{err}");
+    }
 }

@@ -293,6 +293,13 @@ pub fn views(sample: &[usize], weight: Option<&[f64]>) -> Result<CsrGraph, Graph
     CsrGraph::from_triplets(n, triplets)
 }
 
+/// The graph of views of the loader's view-major layout: `views · n` rows, row `k` a view
+/// of sample `k mod n`, views of one sample linked with weight 1, self-loops included.
+pub fn view_major(n: usize, views_per_sample: usize) -> CsrGraph {
+    let sample: Vec<usize> = (0..n * views_per_sample).map(|k| k % n).collect();
+    views(&sample, None).expect("no weights to mismatch")
+}
+
 /// Rewiring: the graph with each node also linked (weight `weight`, both directions) to its
 /// `k` nearest neighbours in feature space.
 ///
@@ -386,6 +393,14 @@ mod tests {
             array![[0.25, 0.0, 1.0], [0.0, 9.0, 0.0], [1.0, 0.0, 4.0]]
         );
         assert!(views(&[0, 1], Some(&[1.0])).is_err());
+    }
+
+    #[test]
+    fn view_major_links_the_views_of_each_sample() {
+        // Rows 0, 2, 4 are sample 0; rows 1, 3, 5 sample 1.
+        let a = view_major(2, 3).to_dense();
+        let expected = Array2::from_shape_fn((6, 6), |(i, j)| f64::from(i % 2 == j % 2));
+        assert_eq!(a, expected);
     }
 
     #[test]

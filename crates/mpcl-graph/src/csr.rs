@@ -7,19 +7,20 @@
 use ndarray::parallel::prelude::*;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 
-use crate::GraphError;
+use crate::{GraphError, Real};
 
 /// A weighted graph on `n` nodes in CSR form: the neighbours of node `i` are
-/// `indices[indptr[i]..indptr[i + 1]]`, sorted, with the matching `weights`.
+/// `indices[indptr[i]..indptr[i + 1]]`, sorted, with the matching `weights` of type `T`
+/// (f64 by default, or f32).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CsrGraph {
+pub struct CsrGraph<T = f64> {
     n: usize,
     indptr: Vec<usize>,
     indices: Vec<usize>,
-    weights: Vec<f64>,
+    weights: Vec<T>,
 }
 
-impl CsrGraph {
+impl<T: Real> CsrGraph<T> {
     /// Builds a graph from `(row, column, weight)` triplets; duplicates are summed.
     ///
     /// # Errors
@@ -29,21 +30,24 @@ impl CsrGraph {
     /// Complexity: O(E log E) for E triplets.
     pub fn from_triplets(
         n: usize,
-        mut triplets: Vec<(usize, usize, f64)>,
+        mut triplets: Vec<(usize, usize, T)>,
     ) -> Result<Self, GraphError> {
         if let Some(&(i, j, _)) = triplets.iter().find(|(i, j, _)| *i >= n || *j >= n) {
             return Err(GraphError::Shape(format!(
                 "edge ({i}, {j}) in a graph of {n} nodes"
             )));
         }
-        if let Some(&(i, j, w)) = triplets.iter().find(|t| !(t.2 >= 0.0 && t.2.is_finite())) {
+        if let Some(&(i, j, w)) = triplets
+            .iter()
+            .find(|t| !(t.2 >= T::zero() && t.2.is_finite()))
+        {
             return Err(GraphError::Parameter(format!(
                 "edge ({i}, {j}) has weight {w}"
             )));
         }
         triplets.sort_unstable_by_key(|&(i, j, _)| (i, j));
         let mut indptr = vec![0usize; n + 1];
-        let (mut indices, mut weights) = (Vec::new(), Vec::<f64>::new());
+        let (mut indices, mut weights) = (Vec::new(), Vec::<T>::new());
         let mut last = None;
         for (i, j, w) in triplets {
             if last == Some((i, j)) {
@@ -78,7 +82,7 @@ impl CsrGraph {
     /// # Errors
     /// [`GraphError::Shape`] for a non-square matrix, [`GraphError::Parameter`] for negative
     /// or non-finite entries.
-    pub fn from_dense(a: ArrayView2<f64>) -> Result<Self, GraphError> {
+    pub fn from_dense(a: ArrayView2<T>) -> Result<Self, GraphError> {
         let (n, m) = a.dim();
         if n != m {
             return Err(GraphError::Shape(format!(
@@ -87,13 +91,13 @@ impl CsrGraph {
         }
         let triplets = a
             .indexed_iter()
-            .filter(|(_, w)| **w != 0.0)
+            .filter(|(_, w)| **w != T::zero())
             .map(|((i, j), &w)| (i, j, w));
         Self::from_triplets(n, triplets.collect())
     }
 
     /// The graph as a dense matrix.
-    pub fn to_dense(&self) -> Array2<f64> {
+    pub fn to_dense(&self) -> Array2<T> {
         let mut a = Array2::zeros((self.n, self.n));
         for (i, j, w) in self.triplets() {
             a[[i, j]] = w;
@@ -112,12 +116,12 @@ impl CsrGraph {
     }
 
     /// Every stored entry as `(row, column, weight)`, row by row.
-    pub fn triplets(&self) -> impl Iterator<Item = (usize, usize, f64)> + '_ {
+    pub fn triplets(&self) -> impl Iterator<Item = (usize, usize, T)> + '_ {
         (0..self.n).flat_map(move |i| self.row(i).map(move |(j, w)| (i, j, w)))
     }
 
     /// The neighbours of node `i` with their weights.
-    pub fn row(&self, i: usize) -> impl Iterator<Item = (usize, f64)> + '_ {
+    pub fn row(&self, i: usize) -> impl Iterator<Item = (usize, T)> + '_ {
         let range = self.indptr[i]..self.indptr[i + 1];
         self.indices[range.clone()]
             .iter()
@@ -126,7 +130,7 @@ impl CsrGraph {
     }
 
     /// The degrees `d = A·1`.
-    pub fn degrees(&self) -> Vec<f64> {
+    pub fn degrees(&self) -> Vec<T> {
         (0..self.n)
             .map(|i| self.row(i).map(|(_, w)| w).sum())
             .collect()
@@ -139,9 +143,9 @@ impl CsrGraph {
     }
 
     /// The first node of degree 0, for the normalisations' error.
-    fn check_degrees(&self) -> Result<Vec<f64>, GraphError> {
+    fn check_degrees(&self) -> Result<Vec<T>, GraphError> {
         let d = self.degrees();
-        match d.iter().position(|&x| x <= 0.0) {
+        match d.iter().position(|&x| x <= T::zero()) {
             Some(i) => Err(GraphError::Parameter(format!(
                 "node {i} has degree 0: D^-1/2 is undefined there (add self-loops, or keep the \
                  largest component)"
@@ -156,7 +160,7 @@ impl CsrGraph {
     /// [`GraphError::Parameter`] naming a node of degree 0.
     pub fn sym_normalized(&self) -> Result<Self, GraphError> {
         let d = self.check_degrees()?;
-        let s: Vec<f64> = d.iter().map(|x| x.sqrt().recip()).collect();
+        let s: Vec<T> = d.iter().map(|x| x.sqrt().recip()).collect();
         Ok(self.map_weights(|i, j, w| w * s[i] * s[j]))
     }
 
@@ -169,7 +173,7 @@ impl CsrGraph {
         Ok(self.map_weights(|i, _, w| w / d[i]))
     }
 
-    fn map_weights(&self, f: impl Fn(usize, usize, f64) -> f64) -> Self {
+    fn map_weights(&self, f: impl Fn(usize, usize, T) -> T) -> Self {
         let weights = self.triplets().map(|(i, j, w)| f(i, j, w)).collect();
         Self {
             weights,
@@ -186,7 +190,7 @@ impl CsrGraph {
     /// If the shapes do not match the graph.
     ///
     /// Complexity: O(E·k).
-    pub fn matmul_into(&self, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+    pub fn matmul_into(&self, x: ArrayView2<T>, mut out: ArrayViewMut2<T>) {
         assert_eq!(
             x.nrows(),
             self.n,
@@ -205,7 +209,7 @@ impl CsrGraph {
             .into_par_iter()
             .enumerate()
             .for_each(|(i, mut row)| {
-                row.fill(0.0);
+                row.fill(T::zero());
                 for (j, w) in self.row(i) {
                     row.scaled_add(w, &x.row(j));
                 }
@@ -216,7 +220,7 @@ impl CsrGraph {
     ///
     /// # Shapes
     /// `x`: `[n, k]`; returns `[n, k]`.
-    pub fn matmul(&self, x: ArrayView2<f64>) -> Array2<f64> {
+    pub fn matmul(&self, x: ArrayView2<T>) -> Array2<T> {
         let mut out = Array2::zeros(x.dim());
         self.matmul_into(x, out.view_mut());
         out
@@ -285,9 +289,28 @@ impl CsrGraph {
     }
 
     /// Keeps only the entries of weight at least `min` (self-loops included).
-    pub fn dropping_below(&self, min: f64) -> Self {
+    pub fn dropping_below(&self, min: T) -> Self {
         let kept = self.triplets().filter(|t| t.2 >= min).collect();
         Self::from_triplets(self.n, kept).expect("a subset of a valid graph")
+    }
+
+    /// The same graph with weights of type `U`, each rounded to the nearest `U`.
+    pub fn cast<U: Real>(&self) -> CsrGraph<U> {
+        CsrGraph {
+            n: self.n,
+            indptr: self.indptr.clone(),
+            indices: self.indices.clone(),
+            weights: self.weights.iter().map(|&w| U::of(w.widen())).collect(),
+        }
+    }
+
+    /// The graph scaled by `c`: weights `c·A[i, j]`.
+    ///
+    /// # Panics
+    /// If `c` is negative or not finite.
+    pub fn scaled(&self, c: T) -> Self {
+        assert!(c >= T::zero() && c.is_finite(), "scale {c}: expected ≥ 0");
+        self.map_weights(|_, _, w| w * c)
     }
 }
 

@@ -17,19 +17,27 @@
 //! P_θ(x′|x) = dₓ′ exp(fₓ·fₓ′) / Σₓ″ dₓ″ exp(fₓ·fₓ″)
 //! ∇L_nce   = −2Af + (Â + Âᵀ)f          f ← f + η(2Af − (Â + Âᵀ)f)
 //! ```
-//! Training drives Â towards A. The class metrics of a trajectory are FIXME(#4).
+//! Training drives Â towards A.
+//!
+//! Every update is generic over the weight type (f32 or f64, [`Real`]) and the graph
+//! ([`Adjacency`]: a sparse [`CsrGraph`](crate::CsrGraph) or a dense `Array2`); products with
+//! the graph run row-parallel on rayon for CSR. InfoNCE's Â is dense by nature (exp never
+//! vanishes), so its uniformity term costs O(n²k) on either graph type. The metrics below
+//! work in f64 on features of either type; [`trajectory`](crate::trajectory) records them
+//! along a run.
 
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::parallel::prelude::*;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use crate::linalg::{orthonormalize, singular_values};
-use crate::{CsrGraph, GraphError};
+use crate::{Adjacency, GraphError, Real};
 
 /// Which messages a step applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Terms {
-    /// `F ← F + ηĀF`.
+    /// Alignment only: `F ← F + ηĀF` (spectral), `f ← f + 2ηAf` (InfoNCE).
     Alignment,
-    /// `F ← F − ηF(FᵀF)`.
+    /// Uniformity only: `F ← F − ηF(FᵀF)` (spectral), `f ← f − η(Â + Âᵀ)f` (InfoNCE).
     Uniformity,
     /// Both.
     Both,
@@ -50,27 +58,34 @@ pub enum Renorm {
 ///
 /// # Shapes
 /// `f`: `[n, k]` with `n` the graph's node count.
-pub fn spectral_loss(abar: &CsrGraph, f: ArrayView2<f64>) -> f64 {
+pub fn spectral_loss<T: Real>(abar: &impl Adjacency<T>, f: ArrayView2<T>) -> T {
     let af = abar.matmul(f);
     let gram = f.t().dot(&f);
     // ‖FFᵀ‖²_F = ‖FᵀF‖²_F: the k×k form is cheaper.
-    -2.0 * (&f * &af).sum() + gram.iter().map(|x| x * x).sum::<f64>()
+    let two = T::of(2.0);
+    -two * (&f * &af).sum() + gram.iter().map(|&x| x * x).sum::<T>()
 }
 
 /// The gradient `−4ĀF + 4F(FᵀF)`.
 ///
 /// # Shapes
 /// `f`: `[n, k]`; returns `[n, k]`.
-pub fn spectral_gradient(abar: &CsrGraph, f: ArrayView2<f64>) -> Array2<f64> {
+pub fn spectral_gradient<T: Real>(abar: &impl Adjacency<T>, f: ArrayView2<T>) -> Array2<T> {
     let gram = f.t().dot(&f);
-    (f.dot(&gram) - abar.matmul(f)) * 4.0
+    (f.dot(&gram) - abar.matmul(f)) * T::of(4.0)
 }
 
 /// One message-passing step of the spectral loss, then the chosen rescaling.
 ///
 /// # Shapes
 /// `f`: `[n, k]`, updated in place.
-pub fn spectral_step(abar: &CsrGraph, f: &mut Array2<f64>, eta: f64, terms: Terms, renorm: Renorm) {
+pub fn spectral_step<T: Real>(
+    abar: &impl Adjacency<T>,
+    f: &mut Array2<T>,
+    eta: T,
+    terms: Terms,
+    renorm: Renorm,
+) {
     let mut delta = Array2::zeros(f.dim());
     if terms != Terms::Uniformity {
         delta += &abar.matmul(f.view());
@@ -80,22 +95,29 @@ pub fn spectral_step(abar: &CsrGraph, f: &mut Array2<f64>, eta: f64, terms: Term
         delta -= &f.dot(&gram);
     }
     f.scaled_add(eta, &delta);
+    renormalize(f, renorm);
+}
+
+/// Rescales `f` in place as `renorm` says.
+///
+/// # Shapes
+/// `f`: `[n, k]`.
+pub fn renormalize<T: Real>(f: &mut Array2<T>, renorm: Renorm) {
+    let norm = |x: ndarray::ArrayView1<T>| x.dot(&x).sqrt();
     match renorm {
         Renorm::None => {}
         Renorm::Global => {
-            let norm = f.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if norm > 0.0 {
-                *f /= norm;
+            let total = f.iter().map(|&x| x * x).sum::<T>().sqrt();
+            if total > T::zero() {
+                f.mapv_inplace(|x| x / total);
             }
         }
-        Renorm::PerRow => {
-            for mut row in f.rows_mut() {
-                let norm = row.dot(&row).sqrt();
-                if norm > 0.0 {
-                    row /= norm;
-                }
+        Renorm::PerRow => f.rows_mut().into_iter().for_each(|mut row| {
+            let r = norm(row.view());
+            if r > T::zero() {
+                row.mapv_inplace(|x| x / r);
             }
-        }
+        }),
     }
 }
 
@@ -129,83 +151,70 @@ pub fn principal_angles(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Array1<f64> {
     cosines.mapv(|c| c.clamp(-1.0, 1.0).acos())
 }
 
-/// The singular values of the features, descending.
+/// The singular values of the features, descending, computed in f64.
 ///
 /// # Shapes
 /// `f`: `[n, k]`; returns `[k]`.
-pub fn feature_spectrum(f: ArrayView2<f64>) -> Array1<f64> {
-    singular_values(f)
+pub fn feature_spectrum<T: Real>(f: ArrayView2<T>) -> Array1<f64> {
+    singular_values(f.mapv(T::widen).view())
 }
 
-/// `A / ΣA` for a dense, non-negative, symmetric adjacency.
+/// `A / ΣA` for a non-negative, symmetric graph, dense or sparse: the joint distribution of
+/// a positive pair, with degrees `d = P_d`.
 ///
 /// # Errors
-/// [`GraphError::Shape`] for a non-square matrix, [`GraphError::Parameter`] for a negative
-/// entry, an asymmetric matrix or a zero total.
-pub fn joint_distribution(a: ArrayView2<f64>) -> Result<Array2<f64>, GraphError> {
-    let (n, m) = a.dim();
-    if n != m {
-        return Err(GraphError::Shape(format!(
-            "adjacency of shape {n}×{m} is not square"
-        )));
-    }
-    if let Some(((i, j), v)) = a
-        .indexed_iter()
-        .find(|(_, v)| !(**v >= 0.0 && v.is_finite()))
-    {
-        return Err(GraphError::Parameter(format!(
-            "A[{i}, {j}] = {v}: weights must be ≥ 0"
-        )));
-    }
-    if a.indexed_iter().any(|((i, j), v)| *v != a[[j, i]]) {
-        return Err(GraphError::Parameter(
-            "the adjacency is not symmetric".into(),
-        ));
-    }
-    let total = a.sum();
-    if total <= 0.0 {
+/// As [`Adjacency::check_symmetric`], and [`GraphError::Parameter`] for a graph without
+/// edges.
+pub fn joint_distribution<T: Real, G: Adjacency<T>>(a: &G) -> Result<G, GraphError> {
+    a.check_symmetric()?;
+    let total: T = a.degrees().into_iter().sum();
+    if total <= T::zero() {
         return Err(GraphError::Parameter("the adjacency has no edge".into()));
     }
-    Ok(&a / total)
+    Ok(a.scaled(total.recip()))
 }
 
 /// The model's affinity graph `Â[x, x′] = dₓ P_θ(x′|x)`, with `p` a joint distribution
-/// (see [`joint_distribution`]).
+/// (see [`joint_distribution`]); rows in parallel.
 ///
 /// # Shapes
-/// `p`: `[n, n]`; `f`: `[n, k]`; returns `[n, n]`.
-pub fn info_nce_affinity(p: ArrayView2<f64>, f: ArrayView2<f64>) -> Array2<f64> {
-    let d = p.sum_axis(ndarray::Axis(1));
-    let logits = f.dot(&f.t());
-    let mut out = Array2::zeros(p.dim());
-    for (x, (row, mut out_row)) in logits.rows().into_iter().zip(out.rows_mut()).enumerate() {
-        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let weights: Array1<f64> = row
-            .iter()
-            .zip(&d)
-            .map(|(s, dy)| dy * (s - max).exp())
-            .collect();
-        let total = weights.sum();
-        out_row.assign(&(weights * (d[x] / total)));
-    }
+/// `p`: `n` nodes; `f`: `[n, k]`; returns `[n, n]`.
+pub fn info_nce_affinity<T: Real>(p: &impl Adjacency<T>, f: ArrayView2<T>) -> Array2<T> {
+    let d = p.degrees();
+    let mut out = f.dot(&f.t());
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(&d)
+        .for_each(|(mut row, &dx)| {
+            let max = row.iter().copied().fold(T::neg_infinity(), T::max);
+            row.iter_mut()
+                .zip(&d)
+                .for_each(|(s, &dy)| *s = dy * (*s - max).exp());
+            let total = row.sum();
+            row.mapv_inplace(|w| w * dx / total);
+        });
     out
 }
 
 /// The InfoNCE objective of the module docs.
 ///
 /// # Shapes
-/// `p`: `[n, n]` joint distribution; `f`: `[n, k]`.
-pub fn info_nce_loss(p: ArrayView2<f64>, f: ArrayView2<f64>) -> f64 {
-    let d = p.sum_axis(ndarray::Axis(1));
+/// `p`: `n` nodes, a joint distribution; `f`: `[n, k]`.
+pub fn info_nce_loss<T: Real>(p: &impl Adjacency<T>, f: ArrayView2<T>) -> T {
+    let d = p.degrees();
+    let align = (&f * &p.matmul(f)).sum();
     let logits = f.dot(&f.t());
-    let align = (&p * &logits).sum();
-    let unif: f64 = logits
+    let unif: T = logits
         .rows()
         .into_iter()
         .zip(&d)
-        .map(|(row, dx)| {
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = row.iter().zip(&d).map(|(s, dy)| dy * (s - max).exp()).sum();
+        .map(|(row, &dx)| {
+            let max = row.iter().copied().fold(T::neg_infinity(), T::max);
+            let sum: T = row
+                .iter()
+                .zip(&d)
+                .map(|(&s, &dy)| dy * (s - max).exp())
+                .sum();
             dx * (max + sum.ln())
         })
         .sum();
@@ -215,26 +224,53 @@ pub fn info_nce_loss(p: ArrayView2<f64>, f: ArrayView2<f64>) -> f64 {
 /// The gradient `−2Af + (Â + Âᵀ)f`.
 ///
 /// # Shapes
-/// `p`: `[n, n]`; `f`: `[n, k]`; returns `[n, k]`.
-pub fn info_nce_gradient(p: ArrayView2<f64>, f: ArrayView2<f64>) -> Array2<f64> {
-    let a_hat = info_nce_affinity(p, f);
-    (&a_hat + &a_hat.t()).dot(&f) - p.dot(&f) * 2.0
+/// `p`: `n` nodes; `f`: `[n, k]`; returns `[n, k]`.
+pub fn info_nce_gradient<T: Real>(p: &impl Adjacency<T>, f: ArrayView2<T>) -> Array2<T> {
+    uniformity_message(p, f) - p.matmul(f) * T::of(2.0)
 }
 
-/// One message-passing step of InfoNCE: `f ← f + η(2Af − (Â + Âᵀ)f)`, or one of its terms.
+/// InfoNCE's repulsion `(Â + Âᵀ)f`.
+fn uniformity_message<T: Real>(p: &impl Adjacency<T>, f: ArrayView2<T>) -> Array2<T> {
+    let a_hat = info_nce_affinity(p, f);
+    a_hat.dot(&f) + a_hat.t().dot(&f)
+}
+
+/// One message-passing step of InfoNCE: `f ← f + η(2Af − (Â + Âᵀ)f)`, or one of its terms,
+/// then the chosen rescaling.
 ///
 /// # Shapes
-/// `p`: `[n, n]`; `f`: `[n, k]`, updated in place.
-pub fn info_nce_step(p: ArrayView2<f64>, f: &mut Array2<f64>, eta: f64, terms: Terms) {
+/// `p`: `n` nodes; `f`: `[n, k]`, updated in place.
+pub fn info_nce_step<T: Real>(
+    p: &impl Adjacency<T>,
+    f: &mut Array2<T>,
+    eta: T,
+    terms: Terms,
+    renorm: Renorm,
+) {
     let mut delta = Array2::zeros(f.dim());
     if terms != Terms::Uniformity {
-        delta += &(p.dot(f) * 2.0);
+        delta += &(p.matmul(f.view()) * T::of(2.0));
     }
     if terms != Terms::Alignment {
-        let a_hat = info_nce_affinity(p, f.view());
-        delta -= &(&a_hat + &a_hat.t()).dot(f);
+        delta -= &uniformity_message(p, f.view());
     }
     f.scaled_add(eta, &delta);
+    renormalize(f, renorm);
+}
+
+/// `‖Â − A‖_F`: how far the model's affinity graph is from the joint distribution `p`.
+///
+/// # Shapes
+/// `p`: `n` nodes; `f`: `[n, k]`.
+pub fn affinity_gap<T: Real>(p: &impl Adjacency<T>, f: ArrayView2<T>) -> f64 {
+    let a = p.to_dense();
+    let a_hat = info_nce_affinity(p, f);
+    a_hat
+        .iter()
+        .zip(&a)
+        .map(|(x, y)| (x.widen() - y.widen()).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 #[cfg(test)]
@@ -242,6 +278,7 @@ mod tests {
     use ndarray::s;
 
     use super::*;
+    use crate::CsrGraph;
     use crate::eigen::{EigenConfig, random_block, top_eigenpairs};
     use crate::testing::two_blocks;
 
@@ -370,11 +407,11 @@ mod tests {
 
     #[test]
     fn info_nce_gradient_equals_central_differences() {
-        let p = joint_distribution(abar().to_dense().view()).unwrap();
+        let p = joint_distribution(&abar().to_dense()).unwrap();
         let f = random_block(60, 3, 8);
-        let grad = info_nce_gradient(p.view(), f.view());
+        let grad = info_nce_gradient(&p, f.view());
         assert_gradient(
-            |f| info_nce_loss(p.view(), f),
+            |f| info_nce_loss(&p, f),
             &f,
             &grad,
             &[(0, 0), (22, 2), (59, 1)],
@@ -385,22 +422,22 @@ mod tests {
     fn info_nce_drives_the_affinity_towards_the_graph() {
         // Â sums to 1 like A; descent on the loss shrinks ‖Â − A‖ while ‖f‖ grows (A
         // has zeros, which exp never reaches).
-        let p = joint_distribution(two_blocks(15, 0.5, 0.05, 12).to_dense().view()).unwrap();
+        let p = joint_distribution(&two_blocks(15, 0.5, 0.05, 12)).unwrap();
         let mut f = random_block(30, 4, 9) * 0.1;
         let gap = |f: &Array2<f64>| {
-            let a_hat = info_nce_affinity(p.view(), f.view());
+            let a_hat = info_nce_affinity(&p, f.view());
             assert!((a_hat.sum() - 1.0).abs() < 1e-12);
-            (a_hat - &p).iter().map(|x| x * x).sum::<f64>().sqrt()
+            affinity_gap(&p, f.view())
         };
         let norm = |f: &Array2<f64>| f.iter().map(|x| x * x).sum::<f64>().sqrt();
         let (gap0, norm0) = (gap(&f), norm(&f));
-        let mut loss = info_nce_loss(p.view(), f.view());
+        let mut loss = info_nce_loss(&p, f.view());
         for _ in 0..20 {
             for _ in 0..50 {
-                info_nce_step(p.view(), &mut f, 2.0, Terms::Both);
+                info_nce_step(&p, &mut f, 2.0, Terms::Both, Renorm::None);
             }
             // Gradient descent with a small enough step: the loss never rises.
-            let now = info_nce_loss(p.view(), f.view());
+            let now = info_nce_loss(&p, f.view());
             assert!(now < loss, "the loss went from {loss} to {now}");
             loss = now;
         }
@@ -415,14 +452,14 @@ mod tests {
     fn joint_distribution_rejects_bad_graphs() {
         let bad = ndarray::array![[0.0, 1.0], [2.0, 0.0]];
         assert!(
-            joint_distribution(bad.view())
+            joint_distribution(&bad)
                 .unwrap_err()
                 .to_string()
                 .contains("symmetric")
         );
         let neg = ndarray::array![[0.0, -1.0], [-1.0, 0.0]];
         assert!(
-            joint_distribution(neg.view())
+            joint_distribution(&neg)
                 .unwrap_err()
                 .to_string()
                 .contains("A[0, 1]")

@@ -21,6 +21,10 @@ pub const DEFAULT_TOML: &str = include_str!("../../../configs/default.toml");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The experiment's kind: `"train"` (default) is the only one this type runs; `"toy"`
+    /// files belong to `mpcl toy` (see `mpcl_graph::toy::ToyConfig`).
+    #[serde(default)]
+    pub kind: ExperimentKind,
     /// Names the run directory (`<runs>/<name>-<time>`). Default `"experiment"`.
     #[serde(default = "default_name")]
     pub name: String,
@@ -50,6 +54,17 @@ pub struct Config {
 
 fn default_name() -> String {
     "experiment".into()
+}
+
+/// The top-level `kind` key of an experiment file: which `mpcl` subcommand runs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExperimentKind {
+    /// `mpcl train`.
+    #[default]
+    Train,
+    /// `mpcl toy`.
+    Toy,
 }
 
 /// `[data]`.
@@ -398,6 +413,9 @@ impl Config {
                 Err(format!("{key} = {v}: must be ≥ {min}"))
             }
         };
+        if self.kind != ExperimentKind::Train {
+            return Err("kind = \"toy\": a toy experiment; run it with `mpcl toy`".into());
+        }
         let name = &self.name;
         if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
             return Err(format!(
@@ -528,6 +546,7 @@ mod tests {
     fn the_default_parses_and_matches_the_documented_defaults() {
         let c = Config::default_experiment();
         assert_eq!(c.name, "default");
+        assert_eq!(c.kind, ExperimentKind::Train);
         assert_eq!(c.train, TrainConfig::default());
         assert_eq!(c.model, ModelConfig::default());
         assert_eq!(c.eval, EvalConfig::default());
@@ -588,6 +607,8 @@ mod tests {
                 "invalid length 3",
             ),
             ("name = \".\"\n", "leading dot"),
+            ("kind = \"toy\"\n", "run it with `mpcl toy`"),
+            ("kind = \"plot\"\n", "unknown variant `plot`"),
             ("[eval.knn]\nk = 0\n", "eval.knn.k = 0"),
             (
                 "[eval.probe]\nweight_decay = nan\n",

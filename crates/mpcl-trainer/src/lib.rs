@@ -13,6 +13,7 @@ pub mod optim;
 pub mod resnet;
 pub mod run_dir;
 pub mod schedule;
+pub mod toy;
 mod train;
 pub mod weights;
 
@@ -42,6 +43,12 @@ pub enum TrainError {
     /// A loss called with unusable input.
     #[error(transparent)]
     Loss(#[from] mpcl_losses::LossError),
+    /// A graph or toy experiment that cannot be used.
+    #[error(transparent)]
+    Graph(#[from] mpcl_graph::GraphError),
+    /// A figure that cannot be drawn.
+    #[error(transparent)]
+    Plot(#[from] mpcl_plot::PlotError),
     /// An error from libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),

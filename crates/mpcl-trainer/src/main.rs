@@ -1,6 +1,7 @@
 //! `mpcl`: train and evaluate contrastive models from a TOML experiment.
 //!
-//! `mpcl train` without `--config` runs the embedded default (configs/default.toml).
+//! `mpcl train` without `--config` runs the embedded default (configs/default.toml);
+//! `mpcl toy --config configs/toy.toml` runs the toy experiment of docs/science.md §3.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mpcl_graph::toy::ToyConfig;
 use mpcl_trainer::{Config, RunDir};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;
@@ -39,14 +41,55 @@ enum Cmd {
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
     },
+    /// Run the toy experiment (two Gaussian classes, feature dynamics on their ε-graph);
+    /// writes a run directory with figures, a table and the trajectory.
+    Toy {
+        /// The toy's TOML file (`kind = "toy"`), e.g. configs/toy.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Where run directories go.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
-    let Cmd::Train {
-        config,
-        data_dir,
-        runs_dir,
-    } = Cli::parse().command;
+    match Cli::parse().command {
+        Cmd::Train {
+            config,
+            data_dir,
+            runs_dir,
+        } => train(config, data_dir, runs_dir),
+        Cmd::Toy { config, runs_dir } => toy(&config, &runs_dir),
+    }
+}
+
+fn toy(config: &std::path::Path, runs_dir: &std::path::Path) -> anyhow::Result<()> {
+    let origin = config.display().to_string();
+    let text = std::fs::read_to_string(config).with_context(|| format!("reading {origin}"))?;
+    let cfg = ToyConfig::parse(&text, &origin)?;
+    let dir = RunDir::create(runs_dir, &cfg.name)?;
+    init_logging(&dir)?;
+    let result = mpcl_trainer::toy::run(&cfg, &dir).with_context(|| {
+        format!(
+            "toy run {} failed; its log is in {}",
+            cfg.name,
+            dir.log_path().display()
+        )
+    })?;
+    println!(
+        "\n{}\nfigures, table, trajectory and log: {}",
+        result.markdown(),
+        dir.path().display()
+    );
+    Ok(())
+}
+
+fn train(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    runs_dir: PathBuf,
+) -> anyhow::Result<()> {
     let cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default_experiment(),
