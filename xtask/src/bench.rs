@@ -5,7 +5,7 @@
 //! reference step that installs the Python environment on demand and prints both figures and
 //! their ratio.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
@@ -190,43 +190,51 @@ fn knn_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
 
 /// The CIFAR SimCLR pipeline on one core: criterion's `cifar_simclr/one_view` (just run)
 /// against torchvision's PIL path in python/bench_augment.py on the same images.
-fn augment_views(_: &Run<'_>) -> anyhow::Result<()> {
-    let python = python::ensure_env()?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let path = target.join("criterion/cifar_simclr/one_view/new/estimates.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (did the benchmark run?)", path.display()))?;
-    let estimates: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let ns = estimates["mean"]["point_estimate"]
-        .as_f64()
-        .with_context(|| format!("{} has no mean.point_estimate", path.display()))?;
-    let ours = 1e9 / ns;
-
+fn augment_views(run: &Run<'_>) -> anyhow::Result<()> {
+    let medians = criterion_medians("cifar_simclr", run.started)?;
+    let (_, seconds) = medians
+        .iter()
+        .find(|(name, _)| name == "one_view")
+        .context("no fresh criterion result for cifar_simclr/one_view")?;
+    let ours = 1.0 / seconds;
     say("torchvision: the same pipeline with python/bench_augment.py on one core");
+    let reference = python_views_per_s("bench_augment.py", &[])?;
+    println!("\nSimCLR CIFAR pipeline, 32×32 RGB, one view at a time on one core");
+    print_ratio(
+        ("mpcl-data (cifar_simclr/one_view)", ours),
+        ("torchvision 0.28, PIL path", reference),
+    );
+    Ok(())
+}
+
+/// Runs python/`script` with `args` in the reference environment and returns the
+/// `views_per_s` of the JSON line it prints.
+fn python_views_per_s(script: &str, args: &[String]) -> anyhow::Result<f64> {
+    let python = python::ensure_env()?;
     let out = Command::new(&python)
-        .arg(root().join("python/bench_augment.py"))
+        .arg(root().join("python").join(script))
+        .args(args)
         .output()
-        .context("running python/bench_augment.py")?;
+        .with_context(|| format!("running python/{script}"))?;
     if !out.status.success() {
         bail!(
-            "python/bench_augment.py failed:\n{}",
+            "python/{script} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
     let line = String::from_utf8_lossy(&out.stdout);
-    let reference = serde_json::from_str::<serde_json::Value>(&line)
+    serde_json::from_str::<serde_json::Value>(&line)
         .ok()
         .and_then(|v| v["views_per_s"].as_f64())
-        .with_context(|| format!("python/bench_augment.py printed no views_per_s: {line}"))?;
-    println!("\nSimCLR CIFAR pipeline, 32×32 RGB, one view at a time on one core");
+        .with_context(|| format!("python/{script} printed no views_per_s: {line}"))
+}
+
+/// Prints two throughputs and the ratio of the first to the second.
+fn print_ratio((ours_name, ours): (&str, f64), (their_name, theirs): (&str, f64)) {
     println!("\n| implementation | views/s |\n|---|---:|");
-    println!("| mpcl-data (cifar_simclr/one_view) | {ours:.0} |");
-    println!("| torchvision 0.28, PIL path | {reference:.0} |");
-    println!("\nratio mpcl / torchvision: {:.1}", ours / reference);
-    Ok(())
+    println!("| {ours_name} | {ours:.0} |");
+    println!("| {their_name} | {theirs:.0} |");
+    println!("\nratio: {:.2}", ours / theirs);
 }
 
 /// One epoch of the default experiment (configs/default.toml, evaluation off) with the `mpcl`
@@ -234,7 +242,7 @@ fn augment_views(_: &Run<'_>) -> anyhow::Result<()> {
 /// augmentations, batch size and threads; PyTorch loads with 2 worker processes.
 fn train_epoch(run: &Run<'_>) -> anyhow::Result<()> {
     let (args, threads) = (run.args, run.threads);
-    let python = python::ensure_env()?;
+    python::ensure_env()?;
     let data_dir = data::resolve_dir(None);
     let fashion = mpcl_data::Dataset::FashionMnist;
     data::ensure(&fashion, &data_dir, None)?;
@@ -305,38 +313,29 @@ fn train_epoch(run: &Run<'_>) -> anyhow::Result<()> {
     say(format!(
         "PyTorch: the same epoch with python/bench_train.py, {threads} threads, 2 workers"
     ));
-    let out = Command::new(&python)
-        .arg(root().join("python/bench_train.py"))
-        .arg("--data-dir")
-        .arg(fashion.dir(&data_dir))
-        .args(["--images", &args.train_images.to_string()])
-        .args(["--batch-size", &batch, "--views", &views, "--lr", &lr])
-        .args(["--temperature", &tau, "--weight-decay", &wd])
-        .args([
-            "--threads",
-            &threads.to_string(),
-            "--workers",
-            "2",
-            "--widths",
-        ])
-        .args(&widths)
-        .output()
-        .context("running python/bench_train.py")?;
-    if !out.status.success() {
-        bail!(
-            "python/bench_train.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let mut py_args: Vec<String> = vec![
+        "--data-dir".into(),
+        fashion.dir(&data_dir).display().to_string(),
+    ];
+    for (flag, value) in [
+        ("--images", args.train_images.to_string()),
+        ("--batch-size", batch),
+        ("--views", views),
+        ("--lr", lr),
+        ("--temperature", tau),
+        ("--weight-decay", wd),
+        ("--threads", threads.to_string()),
+        ("--workers", "2".into()),
+    ] {
+        py_args.extend([flag.into(), value]);
     }
-    let line = String::from_utf8_lossy(&out.stdout);
-    let reference = serde_json::from_str::<serde_json::Value>(&line)
-        .ok()
-        .and_then(|v| v["views_per_s"].as_f64())
-        .with_context(|| format!("python/bench_train.py printed no views_per_s: {line}"))?;
-    println!("\n| implementation | views/s |\n|---|---:|");
-    println!("| mpcl (tch 0.26, native loader) | {ours:.0} |");
-    println!("| PyTorch 2.13 + torchvision DataLoader | {reference:.0} |");
-    println!("\nratio mpcl / PyTorch: {:.2}", ours / reference);
+    py_args.push("--widths".into());
+    py_args.extend(widths);
+    let reference = python_views_per_s("bench_train.py", &py_args)?;
+    print_ratio(
+        ("mpcl (tch 0.26, native loader)", ours),
+        ("PyTorch 2.13 + torchvision DataLoader", reference),
+    );
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 fn blobs(n: usize, seed: u64) -> ImageSet {
     let centres = [[40u8, 128], [215, 128], [128, 215]];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let labels: Vec<u8> = (0..n).map(|i| (i % 3) as u8).collect();
+    let labels: Vec<u16> = (0..n).map(|i| (i % 3) as u16).collect();
     let pixels = labels
         .iter()
         .flat_map(|&l| centres[l as usize])
