@@ -225,7 +225,7 @@ pub enum Optimizer {
 pub struct TrainConfig {
     /// The objective: `"simclr"` (default), `"spectral"` or `"simsiam"`.
     pub method: Method,
-    /// Passes over the training images. Default 3.
+    /// Passes over the training images. Default 5.
     pub epochs: usize,
     /// Images per step; each contributes `views` rows. Default 128.
     pub batch_size: usize,
@@ -274,7 +274,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             method: Method::Simclr,
-            epochs: 3,
+            epochs: 5,
             batch_size: 128,
             views: 2,
             temperature: 0.2,
