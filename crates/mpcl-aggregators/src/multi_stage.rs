@@ -2,7 +2,7 @@
 //! positives are mixed with each sample's projection from the previous epoch.
 //!
 //! ```text
-//! keyᵥᵢ = (1 − α)·zᵥᵢ + α·bank[i]      from `start_epoch` on, for samples already banked
+//! keyᵥᵢ = (1 − α)·zᵥᵢ + α·bank[i]    from `start_epoch` on, samples already banked
 //! bank[i] ← mean over views v of zᵥᵢ   (detached; optionally normalised)
 //! ```
 //! For SimSiam the keys are the targets of the predictor (stop-gradient); for SimCLR they

@@ -2,9 +2,9 @@
 //!
 //! Every tolerance comes from the sample size: Kolmogorov–Smirnov distances are compared with
 //! the asymptotic critical value 1.95/√n (level 0.001), frequencies with 4.5 binomial
-//! standard deviations √(p(1−p)/n) (two-sided level ≈ 7·10⁻⁶), and the permutation counts with
-//! the χ² quantile. The generators are seeded, so each test is deterministic; the levels say
-//! how unlikely a failure of a correct sampler would be for an arbitrary seed.
+//! standard deviations √(p(1−p)/n) (two-sided level ≈ 7·10⁻⁶), and the permutation
+//! counts with the χ² quantile. The generators are seeded, so each test is deterministic;
+//! the levels say how unlikely a failure of a correct sampler would be for an arbitrary seed.
 
 use mpcl_data::augment::{Pipeline, ViewKey, ViewParams, crop_box};
 use rand::SeedableRng;
@@ -92,7 +92,8 @@ fn crop_area_and_ratio_follow_the_sampling_law() {
 fn ten_failed_attempts_fall_back_to_the_whole_image() {
     // Scale [0.9, 1] and ratio [3/4, 4/3] on a square: an attempt (s, r) fits when s·r ≤ 1 and
     // s/r ≤ 1, i.e. |ln r| ≤ −ln s. With ln r uniform on ±ln 4/3 and s uniform on [0.9, 1]:
-    //   p = E[−ln s] / ln 4/3,   E[−ln s] = 10·∫₀.₉¹ −ln s ds = 10·(0.1 + 0.9 ln 0.9) = 0.051 75
+    //   p = E[−ln s] / ln 4/3,
+    //   E[−ln s] = 10·∫₀.₉¹ −ln s ds = 10·(0.1 + 0.9 ln 0.9) = 0.051 75
     // so p = 0.179 9, and the fallback (the whole image, its ratio 1 being in range) follows
     // ten misses: (1 − p)¹⁰ = 0.137 7. A 10 000-pixel side makes rounding negligible.
     let e_log = 10.0 * (0.1 + 0.9 * 0.9f64.ln());

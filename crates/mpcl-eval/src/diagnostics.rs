@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn rank_one_features_have_rank_one() {
-        // u vᵀ has one non-zero singular value ‖u‖‖v‖: p = (1, 0, …), entropy 0, erank 1.
+        // u vᵀ has one non-zero singular value ‖u‖‖v‖: p = (1, 0, …), entropy 0,
+        // erank 1.
         // Identical rows (a collapsed encoder) are such a matrix with u = (1, …, 1).
         let u = Tensor::from_slice(&[1.0f64, -2.0, 0.5, 3.0, 1.0]).view([5, 1]);
         let v = Tensor::from_slice(&[0.3f64, 0.1, -0.7]).view([1, 3]);

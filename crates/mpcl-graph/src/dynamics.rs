@@ -37,7 +37,8 @@ use crate::{Adjacency, GraphError, Real};
 pub enum Terms {
     /// Alignment only: `F ← F + ηĀF` (spectral), `f ← f + 2ηAf` (InfoNCE).
     Alignment,
-    /// Uniformity only: `F ← F − ηF(FᵀF)` (spectral), `f ← f − η(Â + Âᵀ)f` (InfoNCE).
+    /// Uniformity only: `F ← F − ηF(FᵀF)` (spectral),
+    /// `f ← f − η(Â + Âᵀ)f` (InfoNCE).
     Uniformity,
     /// Both.
     Both,

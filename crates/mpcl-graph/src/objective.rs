@@ -14,8 +14,8 @@
 //!
 //! The batch spectral contrastive loss over the same graph, on raw features:
 //! ```text
-//! L = −2 Σ_{x,x′} A°[x, x′] fₓ·fₓ′ / Σ A°  +  μ · mean_{x ≠ x′, A[x, x′] = 0}
-//!     (fₓ·fₓ′)²
+//! L = −2 Σ_{x,x′} A°[x, x′] fₓ·fₓ′ / Σ A°
+//!     + μ · mean_{x ≠ x′, A[x, x′] = 0} (fₓ·fₓ′)²
 //! ```
 //! The sums are written as plain loops so that they serve as independent oracles for the
 //! libtorch implementations.

@@ -704,9 +704,9 @@ mod tests {
                 let recs = &r.runs[m].records;
                 (&recs[0], recs.last().unwrap())
             };
-            // Alignment: σ₂/σ₁ shrinks at least like ((1 + ηλ₂)/(1 + ηλ₁))^{t/2} (half the
-            // exponent of the predicted rate, which holds once λ₃'s share has died out), or
-            // reaches the rounding floor of σ from FᵀF (about 1e-8).
+            // Alignment: σ₂/σ₁ shrinks at least like ((1 + ηλ₂)/(1 + ηλ₁))^{t/2}
+            // (half the exponent of the predicted rate, which holds once λ₃'s share has
+            // died out), or reaches the rounding floor of σ from FᵀF (about 1e-8).
             let (a0, at) = first_last(0);
             let rate = (1.0 + eta * l2) / (1.0 + eta * l1);
             let bound = ratio(&a0.singular_values) * rate.powf(steps as f64 / 2.0);

@@ -262,8 +262,9 @@ mod tests {
 
     #[test]
     fn records_at_the_requested_steps_with_closed_form_values() {
-        // Ā = I on 3 nodes (self-loops only) and F = I₃[:, :2]: loss −2·Tr(FᵀF) + ‖FᵀF‖² =
-        // −4 + 2 = −2, singular values 1, 1, effective rank 2, angles 0 to span(e₀, e₁).
+        // Ā = I on 3 nodes (self-loops only) and F = I₃[:, :2]:
+        // loss −2·Tr(FᵀF) + ‖FᵀF‖² = −4 + 2 = −2, singular values 1, 1, effective
+        // rank 2, angles 0 to span(e₀, e₁).
         let g = CsrGraph::from_triplets(3, (0..3).map(|i| (i, i, 1.0)).collect()).unwrap();
         let f0 = array![[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]];
         let labels = [0, 1, 1];
@@ -306,8 +307,8 @@ mod tests {
 
     #[test]
     fn info_nce_records_the_affinity_gap() {
-        // f = 0: exp(0) = 1 everywhere, so P_θ(x′|x) = dₓ′ and Â = d dᵀ. On the graph with
-        // A = I/2 (two nodes, self-loops, total 1), d = (½, ½) and Â = ¼ everywhere:
+        // f = 0: exp(0) = 1 everywhere, so P_θ(x′|x) = dₓ′ and Â = d dᵀ. On the graph
+        // with A = I/2 (two nodes, self-loops, total 1), d = (½, ½) and Â = ¼ everywhere:
         // ‖Â − A‖ = √(2·(¼)² + 2·(¼)²) = ½.
         let p = joint_distribution(&array![[1.0, 0.0], [0.0, 1.0]]).unwrap();
         let f0 = Array2::<f64>::zeros((2, 1));

@@ -14,8 +14,8 @@
 //! sample ids as labels).
 //!
 //! Aggregators may replace the positive keys (nearest-neighbour positives, mixed targets):
-//! with keys `k`, `sᵣₜ = uᵣ·k̂ₜ / τ` for t ∈ P(r), where `k̂ = k/‖k‖`, and every other logit is
-//! unchanged; keys equal to `z` give the plain loss.
+//! with keys `k`, `sᵣₜ = uᵣ·k̂ₜ / τ` for t ∈ P(r), where `k̂ = k/‖k‖`, and every
+//! other logit is unchanged; keys equal to `z` give the plain loss.
 //!
 //! The gradient with respect to `u`, with `W = diag(w)/Σw`, `Ā = W·1_P/(m−1)` and
 //! `Â = W·p` (rows of softmax affinities), is the paper's message-passing rule:

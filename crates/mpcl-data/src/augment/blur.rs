@@ -6,8 +6,8 @@
 //! along rows then columns, the same operator with a different summation order, so values can
 //! differ by one rounding step at exact halves.
 
-/// The normalised 1-D kernel `exp(−x²/2σ²)/Σ` at `x = −(k−1)/2 … (k−1)/2`, in `f32` as
-/// torchvision builds it.
+/// The normalised 1-D kernel `exp(−x²/2σ²)/Σ` at `x = −(k−1)/2 … (k−1)/2`, in `f32`
+/// as torchvision builds it.
 pub fn kernel(size: usize, sigma: f32) -> Vec<f32> {
     let half = (size as f32 - 1.0) * 0.5;
     let pdf: Vec<f32> = (0..size)
@@ -79,7 +79,8 @@ mod tests {
 
     #[test]
     fn the_kernel_is_the_normalised_gaussian() {
-        // k = 3, σ = 1: weights ∝ e^(−½), 1, e^(−½); the centre is 1/(1 + 2e^(−½)) = 0.45186.
+        // k = 3, σ = 1: weights ∝ e^(−½), 1, e^(−½); the centre is
+        // 1/(1 + 2e^(−½)) = 0.45186.
         let k = kernel(3, 1.0);
         assert!((k[1] - 0.451_862).abs() < 1e-5, "{k:?}");
         assert!((k[0] - k[2]).abs() < 1e-7);
