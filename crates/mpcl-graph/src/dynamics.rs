@@ -87,16 +87,37 @@ pub fn spectral_step<T: Real>(
     terms: Terms,
     renorm: Renorm,
 ) {
-    let mut delta = Array2::zeros(f.dim());
-    if terms != Terms::Uniformity {
-        delta += &abar.matmul(f.view());
+    let step = Step { eta, terms, renorm };
+    step.apply(f, |f| abar.matmul(f), |f| f.dot(&f.t().dot(&f)));
+}
+
+/// The frame both message-passing rules share: `f ← f + η(alignment − uniformity)` with
+/// the terms the caller keeps, then the rescaling.
+struct Step<T> {
+    eta: T,
+    terms: Terms,
+    renorm: Renorm,
+}
+
+impl<T: Real> Step<T> {
+    /// # Shapes
+    /// `f` and both messages: `[n, k]`.
+    fn apply(
+        &self,
+        f: &mut Array2<T>,
+        alignment: impl FnOnce(ArrayView2<T>) -> Array2<T>,
+        uniformity: impl FnOnce(ArrayView2<T>) -> Array2<T>,
+    ) {
+        let mut delta = Array2::zeros(f.dim());
+        if self.terms != Terms::Uniformity {
+            delta += &alignment(f.view());
+        }
+        if self.terms != Terms::Alignment {
+            delta -= &uniformity(f.view());
+        }
+        f.scaled_add(self.eta, &delta);
+        renormalize(f, self.renorm);
     }
-    if terms != Terms::Alignment {
-        let gram = f.t().dot(f);
-        delta -= &f.dot(&gram);
-    }
-    f.scaled_add(eta, &delta);
-    renormalize(f, renorm);
 }
 
 /// Rescales `f` in place as `renorm` says.
@@ -248,15 +269,12 @@ pub fn info_nce_step<T: Real>(
     terms: Terms,
     renorm: Renorm,
 ) {
-    let mut delta = Array2::zeros(f.dim());
-    if terms != Terms::Uniformity {
-        delta += &(p.matmul(f.view()) * T::of(2.0));
-    }
-    if terms != Terms::Alignment {
-        delta -= &uniformity_message(p, f.view());
-    }
-    f.scaled_add(eta, &delta);
-    renormalize(f, renorm);
+    let step = Step { eta, terms, renorm };
+    step.apply(
+        f,
+        |f| p.matmul(f) * T::of(2.0),
+        |f| uniformity_message(p, f),
+    );
 }
 
 /// `‖Â − A‖_F`: how far the model's affinity graph is from the joint distribution `p`.

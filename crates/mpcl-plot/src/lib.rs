@@ -167,6 +167,14 @@ fn tick(v: &f64) -> String {
     }
 }
 
+/// The tick formatter of an axis spanning `(lo, hi)`: plotters places the tick at zero by
+/// adding steps to `lo`, which leaves rounding residue (3.5e-18 for 0); values below 1e-9 of
+/// the span are that residue and print as 0.
+fn ticks((lo, hi): (f64, f64)) -> impl Fn(&f64) -> String {
+    let floor = (hi - lo).abs() * 1e-9;
+    move |v| tick(if v.abs() < floor { &0.0 } else { v })
+}
+
 /// `[lo, hi]` of finite values with a 5% margin; a unit interval around a single value.
 fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
@@ -271,8 +279,8 @@ fn draw_scatter(area: &Area, s: &Scatter) -> Result<(), PlotError> {
         .label_style((FAMILY, 12))
         .x_labels(5)
         .y_labels(6)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
+        .x_label_formatter(&ticks(x))
+        .y_label_formatter(&ticks(y))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| draw_error(title, e))?;
@@ -353,8 +361,8 @@ fn draw_lines(area: &Area, l: &Lines) -> Result<(), PlotError> {
         .y_desc(y_label)
         .x_labels(6)
         .y_labels(8)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
+        .x_label_formatter(&ticks(x))
+        .y_label_formatter(&ticks(y))
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| draw_error(title, e))?;
@@ -395,7 +403,7 @@ fn draw_bars(area: &Area, b: &Bars) -> Result<(), PlotError> {
         .label_style((FAMILY, 12))
         .axis_desc_style((FAMILY, 14))
         .y_desc(b.y_label.as_str())
-        .y_label_formatter(&tick)
+        .y_label_formatter(&ticks(y))
         .x_labels(n)
         .x_label_formatter(&names)
         .draw()
@@ -453,6 +461,10 @@ mod tests {
         assert_eq!(tick(&-0.0), "0");
         assert_eq!(tick(&0.00002), "2.0e-5");
         assert_eq!(tick(&250000.0), "2.5e5");
+        // On an axis of span 0.04, the residue 3.5e-18 left where the zero tick lands is 0,
+        // while a real small value on a tiny axis keeps its digits.
+        assert_eq!(ticks((-0.02, 0.02))(&3.5e-18), "0");
+        assert_eq!(ticks((0.0, 1e-5))(&2e-6), "2.0e-6");
     }
 
     #[test]
