@@ -1,14 +1,21 @@
-//! `cargo xtask experiment [CONFIG]`: provision, build the `mpcl` binary in release mode, run.
+//! `cargo xtask experiment [FILE]`: provision, build the `mpcl` binary in release mode, run.
 //!
-//! The config's top-level `kind` picks the subcommand: `"train"` (the default) runs
-//! `mpcl train`, `"toy"` runs `mpcl toy` (no data to provision). Without a config the binary
-//! runs its embedded default, `configs/default.toml`.
+//! Without a file the binary runs its embedded default, `configs/default.toml`, into a new
+//! timestamped directory, as it always has. A file whose `kind` is `"toy"` runs `mpcl toy`.
+//! Any other file is an experiment (mpcl-experiment): a grid with an `[experiment]` table,
+//! or a plain config as a one-run experiment. Its runs go to `<runs>/<name>/<config>/seed-<n>`,
+//! finished ones are skipped, interrupted ones resumed, and the report is written after the
+//! runs (`cargo xtask report FILE` rebuilds it alone). `--list` shows the runs and their
+//! state, `--dry-run` prints each run's configuration as `mpcl check` resolves it, `--jobs N`
+//! runs N at once. docs/experiments.md has the format and the workflow.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use mpcl_data::{Dataset, DatasetName};
+use mpcl_experiment::runner::{self, Launcher};
+use mpcl_experiment::{Experiment, Report};
 
 use crate::{cargo, data, root, run_cmd, say, setup};
 
@@ -16,7 +23,17 @@ use crate::{cargo, data, root, run_cmd, say, setup};
 pub struct Args {
     /// The experiment's TOML file (default: the embedded configs/default.toml).
     config: Option<PathBuf>,
-    /// The data directory (default: $MPCL_DATA_DIR or ~/.local/share/mpcl/datasets).
+    /// List the runs with their state (new, restart, resume, finished) and stop.
+    #[arg(long, requires = "config", conflicts_with = "dry_run")]
+    list: bool,
+    /// Print each run's configuration, resolved and validated by `mpcl check`, and stop.
+    #[arg(long, requires = "config")]
+    dry_run: bool,
+    /// Runs at once; each gets train.threads (or the cores) divided by N.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+    /// The data directory (default: data.dir of a run's config, $MPCL_DATA_DIR or
+    /// ~/.local/share/mpcl/datasets).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Where run directories go (default: runs/ in the workspace).
@@ -24,53 +41,199 @@ pub struct Args {
     runs_dir: Option<PathBuf>,
 }
 
+/// `cargo xtask report FILE`.
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The experiment's TOML file.
+    config: PathBuf,
+    /// Where its run directories are (default: runs/ in the workspace).
+    #[arg(long)]
+    runs_dir: Option<PathBuf>,
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // Resolve paths before anything changes directory.
     let config = args.config.as_ref().map(std::path::absolute).transpose()?;
-    let table = config.as_deref().map(read_table).transpose()?;
-    let kind = match &table {
-        Some((path, t)) => experiment_kind(path, t)?,
-        None => Kind::Train,
-    };
-    setup::ensure_libtorch(false)?;
     let runs = args.runs_dir.clone().unwrap_or_else(|| root().join("runs"));
-    if let (Kind::Toy, Some(config)) = (kind, &config) {
+    let Some(config) = config else {
+        return run_default(args, &runs);
+    };
+    let (path, table) = read_table(&config)?;
+    if experiment_kind(&path, &table)? == Kind::Toy {
+        if args.list || args.dry_run || args.jobs > 1 {
+            bail!(
+                "{}: a toy experiment is one run: --list, --dry-run and --jobs do not apply",
+                path.display()
+            );
+        }
+        setup::ensure_libtorch(false)?;
         build_mpcl()?;
-        let mut mpcl = Command::new(root().join("target/release/mpcl"));
+        let mut mpcl = Command::new(mpcl_path());
         mpcl.arg("toy")
             .arg("--config")
-            .arg(config)
+            .arg(&config)
             .arg("--runs-dir")
             .arg(&runs);
         say(format!("running {mpcl:?}"));
         return run_cmd(&mut mpcl);
     }
-    // The data directory: the flag, else the config's `data.dir`, else the default; the
-    // binary gets the same one, so the data provisioned here is the data it trains on.
-    let data_cfg = table
-        .as_ref()
-        .map(|(path, t)| config_data(path, t))
-        .transpose()?
-        .unwrap_or_default();
-    let data_dir = data::resolve_dir(args.data_dir.as_deref().or(data_cfg.dir.as_deref()));
-    let dataset = Dataset::new(
-        data_cfg.dataset,
-        data_cfg.root.as_deref(),
-        data_cfg.class_list.as_deref(),
-    )?;
+    let exp = Experiment::expand(&path, table)?;
+    let exp_dir = runs.join(&exp.name);
+    let launcher = Launcher {
+        mpcl: mpcl_path(),
+        data_dir: args.data_dir.clone(),
+        jobs: usize::from(args.jobs),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    if args.list {
+        return list(&exp, &exp_dir, &launcher);
+    }
+    setup::ensure_libtorch(false)?;
+    if args.dry_run {
+        build_mpcl()?;
+        return dry_run(&exp, &launcher);
+    }
+    for run in &exp.runs {
+        let (path, t) = (&exp.file, &run.table);
+        let keys = config_data(path, t)?;
+        let data_dir = data::resolve_dir(args.data_dir.as_deref().or(keys.dir.as_deref()));
+        let dataset = Dataset::new(
+            keys.dataset,
+            keys.root.as_deref(),
+            keys.class_list.as_deref(),
+        )?;
+        data::ensure(&dataset, &data_dir, None)?;
+    }
+    build_mpcl()?;
+    say(format!(
+        "experiment {}: {} runs in {}",
+        exp.name,
+        exp.runs.len(),
+        exp_dir.display()
+    ));
+    let summary = runner::run_all(&exp, &exp_dir, &launcher, &|m: &str| say(m))?;
+    let written = write_report(&exp, &exp_dir)?;
+    say(format!(
+        "{} skipped (finished before), {} finished now, {} failed; report: {}",
+        summary.skipped,
+        summary.finished.len(),
+        summary.failed.len(),
+        written.display()
+    ));
+    if !summary.failed.is_empty() {
+        let list: Vec<String> = summary
+            .failed
+            .iter()
+            .map(|(dir, why)| format!("  {}: {why}", dir.display()))
+            .collect();
+        bail!("{} runs failed:\n{}", summary.failed.len(), list.join("\n"));
+    }
+    Ok(())
+}
+
+/// `cargo xtask report FILE`: rebuilds the report from the run directories.
+pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let config = std::path::absolute(&args.config)?;
+    let exp = Experiment::load(&config)?;
+    let runs = args.runs_dir.clone().unwrap_or_else(|| root().join("runs"));
+    write_report(&exp, &runs.join(&exp.name))?;
+    Ok(())
+}
+
+/// Builds, prints and writes the report; returns the path of report.md.
+fn write_report(exp: &Experiment, exp_dir: &Path) -> anyhow::Result<PathBuf> {
+    let report = Report::build(exp, exp_dir)?;
+    let written = report.write(exp_dir)?;
+    println!("\n{}", report.markdown());
+    for path in &written {
+        say(format!("wrote {}", path.display()));
+    }
+    Ok(exp_dir.join("report.md"))
+}
+
+/// The embedded default, run as before: one run in a new timestamped directory.
+fn run_default(args: &Args, runs: &Path) -> anyhow::Result<()> {
+    setup::ensure_libtorch(false)?;
+    let data_dir = data::resolve_dir(args.data_dir.as_deref());
+    let dataset = Dataset::new(DatasetName::FashionMnist, None, None)?;
     data::ensure(&dataset, &data_dir, None)?;
     build_mpcl()?;
-    let mut mpcl = Command::new(root().join("target/release/mpcl"));
+    let mut mpcl = Command::new(mpcl_path());
     mpcl.arg("train")
         .arg("--data-dir")
         .arg(&data_dir)
         .arg("--runs-dir")
-        .arg(&runs);
-    if let Some(config) = &config {
-        mpcl.arg("--config").arg(config);
-    }
+        .arg(runs);
     say(format!("running {mpcl:?}"));
     run_cmd(&mut mpcl)
+}
+
+/// `--list`: one line per run with its state and settings.
+fn list(exp: &Experiment, exp_dir: &Path, launcher: &Launcher) -> anyhow::Result<()> {
+    let states = runner::states(exp, exp_dir, launcher)?;
+    let width = exp
+        .runs
+        .iter()
+        .map(|r| r.rel_dir().display().to_string().len())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "experiment {} ({}): {} runs in {}",
+        exp.name,
+        exp.file.display(),
+        exp.runs.len(),
+        exp_dir.display()
+    );
+    for (run, state) in exp.runs.iter().zip(states) {
+        let rel = run.rel_dir().display().to_string();
+        println!("  {rel:width$}  {:8}", state.label());
+    }
+    Ok(())
+}
+
+/// `--dry-run`: each run's configuration through `mpcl check`; every failure is listed.
+fn dry_run(exp: &Experiment, launcher: &Launcher) -> anyhow::Result<()> {
+    let tmp = std::env::temp_dir().join(format!("mpcl-dry-run-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let mut failed = Vec::new();
+    for (i, run) in exp.runs.iter().enumerate() {
+        let path = tmp.join(format!("{i}.toml"));
+        let text = toml::to_string(&runner::launch_table(run, launcher))?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        let origin = format!("{} (run {})", exp.file.display(), run.rel_dir().display());
+        let out = Command::new(&launcher.mpcl)
+            .args(["check", "--config"])
+            .arg(&path)
+            .arg("--origin")
+            .arg(&origin)
+            .output()
+            .with_context(|| format!("could not start {}", launcher.mpcl.display()))?;
+        println!("# run {}", run.rel_dir().display());
+        if out.status.success() {
+            println!("{}", String::from_utf8_lossy(&out.stdout));
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            println!("# invalid: {}\n", err.trim());
+            failed.push(origin);
+        }
+    }
+    // Best effort: the listing above is the result; a leftover temp directory is harmless.
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} runs are invalid: {}",
+            failed.len(),
+            exp.runs.len(),
+            failed.join("; ")
+        );
+    }
+    say(format!("{} runs valid", exp.runs.len()));
+    Ok(())
+}
+
+/// The release binary `build_mpcl` makes.
+fn mpcl_path() -> PathBuf {
+    root().join("target/release/mpcl")
 }
 
 fn build_mpcl() -> anyhow::Result<()> {

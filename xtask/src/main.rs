@@ -3,7 +3,8 @@
 //! - `setup`: installs libtorch (from PyPI wheels) and the default data set if missing.
 //! - `download`: provisions a data set into the data directory.
 //! - `experiment`: builds the `mpcl` binary and runs an experiment (the embedded default
-//!   without arguments).
+//!   without arguments), skipping finished runs and resuming interrupted ones, then reports.
+//! - `report`: rebuilds an experiment's report from its run directories.
 //! - `test`: formatting, lints and every test of the workspace.
 //! - `bench`: the criterion benchmarks.
 //!
@@ -37,6 +38,8 @@ enum Cmd {
     Download(data::Args),
     /// Build the `mpcl` binary in release mode and run an experiment.
     Experiment(experiment::Args),
+    /// Rebuild an experiment's report (report.md, .csv, .json, figures) from its runs.
+    Report(experiment::ReportArgs),
     /// Run `cargo fmt --check`, clippy with warnings denied, and every test.
     Test(test::Args),
     /// Run the criterion benchmarks.
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Setup(args) => setup::run(&args),
         Cmd::Download(args) => data::run(&args),
         Cmd::Experiment(args) => experiment::run(&args),
+        Cmd::Report(args) => experiment::report(&args),
         Cmd::Test(args) => test::run(&args),
         Cmd::Bench(args) => bench::run(&args),
     }

@@ -1,7 +1,8 @@
 //! `mpcl`: train and evaluate contrastive models from a TOML experiment.
 //!
 //! `mpcl train` without `--config` runs the embedded default (configs/default.toml);
-//! `mpcl toy --config configs/toy.toml` runs the toy experiment of docs/science.md §3.
+//! `mpcl toy --config configs/toy.toml` runs the toy experiment of docs/science.md §3;
+//! `mpcl check --config FILE` validates a config and prints it resolved.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -41,6 +42,16 @@ enum Cmd {
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
     },
+    /// Validate an experiment's config and print it resolved, every default filled in;
+    /// `cargo xtask experiment --dry-run` checks each run of a grid with it.
+    Check {
+        /// The experiment's TOML file.
+        #[arg(long)]
+        config: PathBuf,
+        /// How errors name the config (default: its path).
+        #[arg(long)]
+        origin: Option<String>,
+    },
     /// Run the toy experiment (two Gaussian classes, feature dynamics on their ε-graph);
     /// writes a run directory with figures, a table and the trajectory.
     Toy {
@@ -61,7 +72,16 @@ fn main() -> anyhow::Result<()> {
             runs_dir,
         } => train(config, data_dir, runs_dir),
         Cmd::Toy { config, runs_dir } => toy(&config, &runs_dir),
+        Cmd::Check { config, origin } => check(&config, origin),
     }
+}
+
+fn check(config: &std::path::Path, origin: Option<String>) -> anyhow::Result<()> {
+    let origin = origin.unwrap_or_else(|| config.display().to_string());
+    let text = std::fs::read_to_string(config).with_context(|| format!("reading {origin}"))?;
+    let cfg = Config::parse(&text, &origin)?;
+    print!("{}", toml::to_string_pretty(&cfg)?);
+    Ok(())
 }
 
 fn toy(config: &std::path::Path, runs_dir: &std::path::Path) -> anyhow::Result<()> {

@@ -1,0 +1,927 @@
+//! Experiment files and their expansion into runs.
+//!
+//! ```toml
+//! [experiment]
+//! name = "comparison"          # the directory under the runs directory (default: file stem)
+//! base = "default.toml"        # a plain config, relative to this file (default: none)
+//! description = "…"            # a paragraph for the report
+//!
+//! [base]                       # keys set over the base file, dotted or nested
+//! "train.epochs" = 2
+//!
+//! [axes]                       # swept as a full product, in key order
+//! "train.lr" = [1e-3, 3e-3]    # any key, by its dotted path
+//! method = ["simclr", "spectral"]   # shorthands: method, dataset, backbone, aggregator
+//! seed = [0, 1, 2]             # replicates: averaged in the report, not a configuration
+//!
+//! [[variants]]                 # named combinations, crossed with the axes
+//! name = "simclr-attention"
+//! set = { "aggregators.attention" = {} }
+//! unset = []                   # dotted keys removed from the base
+//! ```
+//!
+//! A file without an `[experiment]` table is a plain config: one run. Every run's
+//! configuration is a TOML table; this module does not know the trainer's keys (the `mpcl`
+//! binary validates them) beyond the shorthands and `train.seed`, `name` and `kind`.
+//! Runs are named `<configuration>/seed-<n>`, where the configuration joins the variant's
+//! name and each axis's `key=value` with commas ("base" when there are neither).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use crate::ExperimentError;
+
+/// The top-level keys of an experiment file.
+const GRID_KEYS: [&str; 4] = ["experiment", "base", "axes", "variants"];
+
+/// Axis names that stand for a dotted key.
+const SHORTHANDS: [(&str, &str); 4] = [
+    ("method", "train.method"),
+    ("dataset", "data.dataset"),
+    ("backbone", "model.encoder"),
+    ("seed", "train.seed"),
+];
+
+/// The axis that sets `[aggregators]`: `"none"` or names joined by `+`.
+const AGGREGATOR_AXIS: &str = "aggregator";
+
+/// An expanded experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    /// The experiment file.
+    pub file: PathBuf,
+    /// Names the experiment's directory under the runs directory.
+    pub name: String,
+    /// A paragraph for the report, if the file has one.
+    pub description: Option<String>,
+    /// True for a file with an `[experiment]` table, false for a plain config.
+    pub grid: bool,
+    /// Every run, configurations in expansion order, seeds within each.
+    pub runs: Vec<Run>,
+}
+
+/// One run of an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// The configuration: the variant and the axis values, e.g.
+    /// `simclr-attention,train.lr=0.001`.
+    pub config: String,
+    /// The seed (`train.seed`).
+    pub seed: u64,
+    /// `(axis or "variant", value)` pairs that define the configuration, for tables.
+    pub settings: Vec<(String, String)>,
+    /// The run's full configuration, as handed to `mpcl train`.
+    pub table: Table,
+}
+
+impl Run {
+    /// The run's directory relative to the experiment's: `<config>/seed-<n>`.
+    pub fn rel_dir(&self) -> PathBuf {
+        Path::new(&self.config).join(format!("seed-{}", self.seed))
+    }
+
+    /// The configuration as TOML text.
+    pub fn toml(&self) -> String {
+        toml::to_string(&self.table).expect("a TOML table serialises")
+    }
+}
+
+impl Experiment {
+    /// Reads and expands an experiment file.
+    ///
+    /// # Errors
+    /// [`ExperimentError::File`] naming the file (or its base) and the key at fault.
+    pub fn load(file: &Path) -> Result<Self, ExperimentError> {
+        let table = read_table(file)?;
+        Self::expand(file, table)
+    }
+
+    /// Expands a parsed experiment file; `file` names it in errors and anchors `base`.
+    ///
+    /// # Errors
+    /// As [`Experiment::load`].
+    pub fn expand(file: &Path, table: Table) -> Result<Self, ExperimentError> {
+        let fail = |message: String| ExperimentError::file(file, message);
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into());
+        if !table.contains_key("experiment") {
+            // A plain config: one run, under its own name.
+            if let Some(key) = ["axes", "variants"]
+                .iter()
+                .find(|k| table.contains_key(**k))
+            {
+                return Err(fail(format!(
+                    "{key} needs an [experiment] table (a file without one is a plain config)"
+                )));
+            }
+            let name = match table.get("name") {
+                Some(Value::String(s)) => s.clone(),
+                _ => stem,
+            };
+            check_name(&name).map_err(|e| fail(format!("name = {name:?}: {e}")))?;
+            let grid = Grid {
+                base: table,
+                axes: Vec::new(),
+                variants: Vec::new(),
+            };
+            return Ok(Self {
+                file: file.to_owned(),
+                name: name.clone(),
+                description: None,
+                grid: false,
+                runs: grid.expand(file, &name)?,
+            });
+        }
+        if let Some(key) = table.keys().find(|k| !GRID_KEYS.contains(&k.as_str())) {
+            return Err(fail(format!(
+                "unknown key `{key}`: an experiment file has [experiment], [base], [axes] and \
+                 [[variants]] (a trainer key belongs in [base] or the base file)"
+            )));
+        }
+        let header: Header = table["experiment"]
+            .clone()
+            .try_into()
+            .map_err(|e| fail(format!("[experiment]: {}", e.to_string().trim_end())))?;
+        let name = header.name.unwrap_or(stem);
+        check_name(&name).map_err(|e| fail(format!("experiment.name = {name:?}: {e}")))?;
+
+        let mut base = match &header.base {
+            Some(path) => {
+                let path = file.parent().unwrap_or(Path::new("")).join(path);
+                let base = read_table(&path)?;
+                if base.contains_key("experiment") {
+                    return Err(fail(format!(
+                        "experiment.base = {:?}: {} is an experiment file; a base is a plain \
+                         config",
+                        header.base.as_ref().unwrap(),
+                        path.display()
+                    )));
+                }
+                base
+            }
+            None => Table::new(),
+        };
+        match table.get("base") {
+            None => {}
+            Some(Value::Table(over)) => merge(&mut base, &nest(over, "base").map_err(fail)?),
+            Some(_) => return Err(fail("base: must be a table of keys to set".into())),
+        }
+        let axes = match table.get("axes") {
+            None => Vec::new(),
+            Some(Value::Table(axes)) => parse_axes(axes).map_err(fail)?,
+            Some(_) => return Err(fail("axes: must be a table of key = [values]".into())),
+        };
+        let variants = match table.get("variants") {
+            None => Vec::new(),
+            Some(Value::Array(list)) => parse_variants(list).map_err(fail)?,
+            Some(_) => return Err(fail("variants: must be an array of tables".into())),
+        };
+        check_overlaps(&axes, &variants).map_err(fail)?;
+        let grid = Grid {
+            base,
+            axes,
+            variants,
+        };
+        Ok(Self {
+            file: file.to_owned(),
+            name: name.clone(),
+            description: header.description,
+            grid: true,
+            runs: grid.expand(file, &name)?,
+        })
+    }
+
+    /// The configurations in expansion order, each with its runs.
+    pub fn configurations(&self) -> Vec<(&str, Vec<&Run>)> {
+        let mut out: Vec<(&str, Vec<&Run>)> = Vec::new();
+        for run in &self.runs {
+            match out.iter_mut().find(|(c, _)| *c == run.config) {
+                Some((_, runs)) => runs.push(run),
+                None => out.push((&run.config, vec![run])),
+            }
+        }
+        out
+    }
+}
+
+/// `[experiment]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    name: Option<String>,
+    base: Option<PathBuf>,
+    description: Option<String>,
+}
+
+/// One axis: the dotted key it sets and its values with their labels.
+#[derive(Debug, Clone)]
+struct Axis {
+    /// The name as written (`method`, `train.lr`, …).
+    name: String,
+    /// The key path it sets; `["aggregators"]` for the aggregator axis.
+    path: Vec<String>,
+    values: Vec<(Value, String)>,
+}
+
+impl Axis {
+    fn is_seed(&self) -> bool {
+        self.path == ["train", "seed"]
+    }
+}
+
+/// A named override set.
+#[derive(Debug, Clone)]
+struct Variant {
+    name: String,
+    set: Table,
+    unset: Vec<Vec<String>>,
+}
+
+/// The parsed parts of an experiment, before expansion.
+struct Grid {
+    base: Table,
+    axes: Vec<Axis>,
+    variants: Vec<Variant>,
+}
+
+impl Grid {
+    /// Every run: variants × non-seed axes (the configurations) × seeds.
+    fn expand(&self, file: &Path, experiment: &str) -> Result<Vec<Run>, ExperimentError> {
+        let fail = |message: String| ExperimentError::file(file, message);
+        for key in ["name", "kind"] {
+            if self.axes.iter().any(|a| a.path == [key]) {
+                return Err(fail(format!("axes.{key}: `{key}` cannot be swept")));
+            }
+        }
+        let (seed_axes, axes): (Vec<&Axis>, Vec<&Axis>) =
+            self.axes.iter().partition(|a| a.is_seed());
+        let seeds: Vec<u64> = match seed_axes.first() {
+            Some(axis) => axis
+                .values
+                .iter()
+                .map(|(v, _)| match v {
+                    Value::Integer(s) if *s >= 0 => Ok(*s as u64),
+                    _ => Err(fail(format!(
+                        "axes.{}: seeds must be integers ≥ 0, not {v}",
+                        axis.name
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            None => match get_path(&self.base, &["train", "seed"]) {
+                None => vec![0],
+                Some(Value::Integer(s)) if *s >= 0 => vec![*s as u64],
+                Some(v) => return Err(fail(format!("train.seed = {v}: must be an integer ≥ 0"))),
+            },
+        };
+        let unit = [Variant {
+            name: String::new(),
+            set: Table::new(),
+            unset: Vec::new(),
+        }];
+        let variants = if self.variants.is_empty() {
+            &unit[..]
+        } else {
+            &self.variants[..]
+        };
+        let mut runs = Vec::new();
+        for variant in variants {
+            let mut table = self.base.clone();
+            for path in &variant.unset {
+                remove_path(&mut table, path);
+            }
+            merge(&mut table, &variant.set);
+            let mut prefix = Vec::new();
+            if !variant.name.is_empty() {
+                prefix.push(("variant".to_owned(), variant.name.clone()));
+            }
+            for choice in product(&axes) {
+                let mut table = table.clone();
+                let mut settings = prefix.clone();
+                for (axis, (value, label)) in axes.iter().zip(choice) {
+                    if axis.name == AGGREGATOR_AXIS {
+                        set_aggregators(&mut table, value);
+                    } else {
+                        set_path(&mut table, &axis.path, value.clone())
+                            .map_err(|e| fail(format!("axes.{}: {e}", axis.name)))?;
+                    }
+                    settings.push((axis.name.clone(), label.clone()));
+                }
+                let config = match settings.as_slice() {
+                    [] => "base".to_owned(),
+                    [(variant, name), rest @ ..] if variant == "variant" => {
+                        std::iter::once(name.clone())
+                            .chain(rest.iter().map(|(k, v)| format!("{k}={v}")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    }
+                    all => all
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                };
+                for &seed in &seeds {
+                    let mut table = table.clone();
+                    let seed_value = Value::Integer(seed as i64);
+                    set_path(&mut table, &["train".into(), "seed".into()], seed_value)
+                        .map_err(|e| fail(format!("train.seed: {e}")))?;
+                    table.insert(
+                        "name".into(),
+                        Value::String(format!("{experiment}.{config}.seed-{seed}")),
+                    );
+                    runs.push(Run {
+                        config: config.clone(),
+                        seed,
+                        settings: settings.clone(),
+                        table,
+                    });
+                }
+            }
+        }
+        Ok(runs)
+    }
+}
+
+/// Every combination of one value per axis, the last axis varying fastest; one empty
+/// combination without axes.
+fn product<'a>(axes: &[&'a Axis]) -> Vec<Vec<&'a (Value, String)>> {
+    axes.iter().fold(vec![Vec::new()], |acc, axis| {
+        acc.into_iter()
+            .flat_map(|prefix| {
+                axis.values.iter().map(move |v| {
+                    let mut next = prefix.clone();
+                    next.push(v);
+                    next
+                })
+            })
+            .collect()
+    })
+}
+
+/// Reads a TOML file as a table.
+fn read_table(file: &Path) -> Result<Table, ExperimentError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ExperimentError::io(file, e))?;
+    toml::from_str(&text)
+        .map_err(|e| ExperimentError::file(file, e.to_string().trim_end().to_owned()))
+}
+
+/// Checks a name used as a directory: non-empty, no separators, no leading dot.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        return Err("must be non-empty, without slashes or a leading dot".into());
+    }
+    Ok(())
+}
+
+/// A dotted key as its path; each part non-empty.
+fn split_key(key: &str) -> Result<Vec<String>, String> {
+    let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+    if path.iter().any(String::is_empty) {
+        return Err(format!("`{key}` is not a dotted key"));
+    }
+    Ok(path)
+}
+
+/// A table whose quoted dotted keys (`"train.lr" = 1`) are expanded into nested tables;
+/// `what` names the table in errors.
+fn nest(table: &Table, what: &str) -> Result<Table, String> {
+    let mut out = Table::new();
+    for (key, value) in table {
+        let path = split_key(key).map_err(|e| format!("{what}: {e}"))?;
+        let value = match value {
+            Value::Table(t) => Value::Table(nest(t, &format!("{what}.{key}"))?),
+            v => v.clone(),
+        };
+        let (last, parents) = path.split_last().expect("split_key returns ≥ 1 part");
+        let mut leaf = Table::from_iter([(last.clone(), value)]);
+        for p in parents.iter().rev() {
+            leaf = Table::from_iter([(p.clone(), Value::Table(leaf))]);
+        }
+        merge(&mut out, &leaf);
+    }
+    Ok(out)
+}
+
+/// Merges `over` into `into`: tables merge key by key, anything else replaces.
+pub(crate) fn merge(into: &mut Table, over: &Table) {
+    for (key, value) in over {
+        match (into.get_mut(key), value) {
+            (Some(Value::Table(a)), Value::Table(b)) => merge(a, b),
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// The value at a key path, if there is one.
+pub(crate) fn get_path<'a>(table: &'a Table, path: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = table;
+    for p in parents {
+        t = t.get(*p)?.as_table()?;
+    }
+    t.get(*last)
+}
+
+/// Sets the value at a key path, creating tables on the way; a value in the way is an
+/// error naming it. A table value merges into an existing table.
+fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().expect("a key path is never empty");
+    let mut t = table;
+    for (i, p) in parents.iter().enumerate() {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        t = match entry {
+            Value::Table(inner) => inner,
+            other => {
+                return Err(format!("{} = {other} is not a table", path[..=i].join(".")));
+            }
+        };
+    }
+    match (t.get_mut(last), value) {
+        (Some(Value::Table(a)), Value::Table(b)) => merge(a, &b),
+        (_, v) => {
+            t.insert(last.clone(), v);
+        }
+    }
+    Ok(())
+}
+
+/// Removes the value at a key path if it is there.
+fn remove_path(table: &mut Table, path: &[String]) {
+    let (last, parents) = path.split_last().expect("a key path is never empty");
+    let mut t = table;
+    for p in parents {
+        match t.get_mut(p) {
+            Some(Value::Table(inner)) => t = inner,
+            _ => return,
+        }
+    }
+    t.remove(last);
+}
+
+/// Sets `[aggregators]` to the named ones: each keeps the base's sub-table (its settings)
+/// if it has one, else gets an empty one (the defaults); the others are removed.
+fn set_aggregators(table: &mut Table, value: &Value) {
+    let names = value.as_str().expect("checked by parse_axes");
+    let old = match table.remove("aggregators") {
+        Some(Value::Table(t)) => t,
+        _ => Table::new(),
+    };
+    let mut new = Table::new();
+    if names != "none" {
+        for name in names.split('+') {
+            let settings = old
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Value::Table(Table::new()));
+            new.insert(name.to_owned(), settings);
+        }
+    }
+    table.insert("aggregators".into(), Value::Table(new));
+}
+
+/// The label of an axis value in run names: strings, numbers and booleans as written,
+/// arrays joined by `-`.
+fn label(value: &Value) -> Result<String, String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Integer(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Array(_) | Value::Table(_) => Err(()),
+                v => label(v).map_err(|_| ()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|()| format!("{value}: arrays of numbers or strings only"))?
+            .join("-"),
+        Value::Table(_) | Value::Datetime(_) => {
+            return Err(format!(
+                "{value}: an axis takes numbers, strings, booleans or arrays; use [[variants]] \
+                 for tables"
+            ));
+        }
+    };
+    let safe = |c: char| c.is_ascii_alphanumeric() || "._+-".contains(c);
+    if text.is_empty() || !text.chars().all(safe) {
+        return Err(format!(
+            "{value}: names a run directory, so it may hold only letters, digits and . _ + -"
+        ));
+    }
+    Ok(text)
+}
+
+/// `[axes]`: each key (a shorthand or a dotted key) with a non-empty array of values.
+fn parse_axes(axes: &Table) -> Result<Vec<Axis>, String> {
+    let mut out = Vec::new();
+    for (name, values) in axes {
+        let fail = |message: String| format!("axes.{name}: {message}");
+        let Value::Array(values) = values else {
+            return Err(fail(format!("{values} is not an array of values")));
+        };
+        if values.is_empty() {
+            return Err(fail("an axis needs at least one value".into()));
+        }
+        let path = if name == AGGREGATOR_AXIS {
+            vec!["aggregators".to_owned()]
+        } else {
+            let key = SHORTHANDS
+                .iter()
+                .find(|(s, _)| s == name)
+                .map_or(name.as_str(), |(_, k)| k);
+            split_key(key).map_err(fail)?
+        };
+        let mut labelled = Vec::new();
+        for value in values {
+            if name == AGGREGATOR_AXIS {
+                let ok = value.as_str().is_some_and(|s| {
+                    s == "none" || s.split('+').all(|n| !n.is_empty() && n != "none")
+                });
+                if !ok {
+                    return Err(fail(format!(
+                        "{value}: expected \"none\" or aggregator names joined by +, e.g. \
+                         \"attention\" or \"attention+contranorm\""
+                    )));
+                }
+            }
+            let text = label(value).map_err(fail)?;
+            if labelled.iter().any(|(_, l)| *l == text) {
+                return Err(fail(format!("{value} appears twice")));
+            }
+            labelled.push((value.clone(), text));
+        }
+        out.push(Axis {
+            name: name.clone(),
+            path,
+            values: labelled,
+        });
+    }
+    let mut paths: BTreeMap<&[String], &str> = BTreeMap::new();
+    for axis in &out {
+        if let Some(other) = paths.insert(&axis.path, &axis.name) {
+            return Err(format!(
+                "axes.{other} and axes.{} set the same key {}",
+                axis.name,
+                axis.path.join(".")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `[[variants]]`: each with a unique `name`, an optional `set` table and `unset` list.
+fn parse_variants(list: &[Value]) -> Result<Vec<Variant>, String> {
+    let mut out: Vec<Variant> = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let Value::Table(t) = item else {
+            return Err(format!("variants[{i}]: must be a table"));
+        };
+        let at = |m: String| format!("variants[{i}]: {m}");
+        if let Some(key) = t
+            .keys()
+            .find(|k| !["name", "set", "unset"].contains(&k.as_str()))
+        {
+            return Err(at(format!(
+                "unknown key `{key}`: a variant has name, set and unset"
+            )));
+        }
+        let name = match t.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(at("needs a name (a string)".into())),
+        };
+        let fail = |m: String| format!("variants[{i}] ({name:?}): {m}");
+        label(&Value::String(name.clone())).map_err(|e| fail(format!("name = {e}")))?;
+        if name == "base" || out.iter().any(|v| v.name == name) {
+            return Err(fail(
+                "the name is taken (by another variant, or \"base\")".into(),
+            ));
+        }
+        let set = match t.get("set") {
+            None => Table::new(),
+            Some(Value::Table(s)) => nest(s, "set").map_err(fail)?,
+            Some(_) => return Err(fail("set: must be a table of keys to set".into())),
+        };
+        let unset = match t.get("unset") {
+            None => Vec::new(),
+            Some(Value::Array(keys)) => keys
+                .iter()
+                .map(|k| match k {
+                    Value::String(k) => split_key(k),
+                    other => Err(format!("{other} is not a dotted key")),
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| fail(format!("unset: {e}")))?,
+            Some(_) => return Err(fail("unset: must be an array of dotted keys".into())),
+        };
+        for key in ["name", "kind"] {
+            if set.contains_key(key) {
+                return Err(fail(format!("set.{key}: `{key}` is set by the experiment")));
+            }
+        }
+        out.push(Variant { name, set, unset });
+    }
+    Ok(out)
+}
+
+/// Every leaf key path a table sets (empty tables count as leaves: they switch things on).
+fn leaves(table: &Table, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    for (key, value) in table {
+        prefix.push(key.clone());
+        match value {
+            Value::Table(t) if !t.is_empty() => leaves(t, prefix, out),
+            _ => out.push(prefix.clone()),
+        }
+        prefix.pop();
+    }
+}
+
+/// An axis and a variant may not touch the same key (one would silently win).
+fn check_overlaps(axes: &[Axis], variants: &[Variant]) -> Result<(), String> {
+    for variant in variants {
+        let mut touched = Vec::new();
+        leaves(&variant.set, &mut Vec::new(), &mut touched);
+        touched.extend(variant.unset.iter().cloned());
+        for axis in axes {
+            let clash = touched.iter().find(|p| {
+                let n = p.len().min(axis.path.len());
+                p[..n] == axis.path[..n]
+            });
+            if let Some(path) = clash {
+                return Err(format!(
+                    "variants ({:?}) sets {} and axes.{} sets {}: one would override the other",
+                    variant.name,
+                    path.join("."),
+                    axis.name,
+                    axis.path.join(".")
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(text: &str) -> Result<Experiment, String> {
+        let table: Table = toml::from_str(text).unwrap();
+        Experiment::expand(Path::new("/x/grid.toml"), table).map_err(|e| e.to_string())
+    }
+
+    fn get<'a>(run: &'a Run, key: &str) -> Option<&'a Value> {
+        let path: Vec<&str> = key.split('.').collect();
+        get_path(&run.table, &path)
+    }
+
+    #[test]
+    fn a_plain_config_is_one_run_under_its_name() {
+        let e = expand("name = \"default\"\n[train]\nseed = 3\nepochs = 5\n").unwrap();
+        assert!(!e.grid);
+        assert_eq!(e.name, "default");
+        assert_eq!(e.runs.len(), 1);
+        let run = &e.runs[0];
+        assert_eq!((run.config.as_str(), run.seed), ("base", 3));
+        assert_eq!(run.rel_dir(), Path::new("base/seed-3"));
+        assert_eq!(get(run, "train.epochs"), Some(&Value::Integer(5)));
+        assert_eq!(
+            get(run, "name").unwrap().as_str(),
+            Some("default.base.seed-3")
+        );
+        // Without a name, the file's stem.
+        assert_eq!(expand("[train]\nepochs = 1\n").unwrap().name, "grid");
+    }
+
+    #[test]
+    fn axes_expand_to_the_full_product_in_key_order_with_seeds_innermost() {
+        let e = expand(
+            r#"
+            [experiment]
+            name = "sweep"
+            [base]
+            "train.epochs" = 2
+            model.widths = [8, 16]
+            [axes]
+            method = ["simclr", "spectral"]
+            "train.lr" = [0.001, 0.003]
+            seed = [0, 1]
+            "#,
+        )
+        .unwrap();
+        // 2 methods × 2 rates × 2 seeds, counted by hand.
+        assert_eq!(e.runs.len(), 8);
+        let names: Vec<String> = e
+            .runs
+            .iter()
+            .map(|r| r.rel_dir().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "method=simclr,train.lr=0.001/seed-0",
+                "method=simclr,train.lr=0.001/seed-1",
+                "method=simclr,train.lr=0.003/seed-0",
+                "method=simclr,train.lr=0.003/seed-1",
+                "method=spectral,train.lr=0.001/seed-0",
+                "method=spectral,train.lr=0.001/seed-1",
+                "method=spectral,train.lr=0.003/seed-0",
+                "method=spectral,train.lr=0.003/seed-1",
+            ]
+        );
+        let last = &e.runs[7];
+        assert_eq!(
+            get(last, "train.method").unwrap().as_str(),
+            Some("spectral")
+        );
+        assert_eq!(get(last, "train.lr"), Some(&Value::Float(0.003)));
+        assert_eq!(get(last, "train.seed"), Some(&Value::Integer(1)));
+        assert_eq!(get(last, "train.epochs"), Some(&Value::Integer(2)));
+        assert_eq!(
+            get(last, "model.widths"),
+            Some(&Value::Array(vec![Value::Integer(8), Value::Integer(16)]))
+        );
+        assert_eq!(e.configurations().len(), 4);
+        assert_eq!(e.configurations()[0].1.len(), 2);
+    }
+
+    #[test]
+    fn variants_cross_the_axes_and_aggregators_keep_base_settings() {
+        let e = expand(
+            r#"
+            [experiment]
+            [base.aggregators.rewiring]
+            top_k = 3
+            [axes]
+            aggregator = ["none", "rewiring", "attention+contranorm"]
+            [[variants]]
+            name = "simclr"
+            [[variants]]
+            name = "wide"
+            set = { "model.widths" = [64, 128] }
+            unset = ["train.threads"]
+            "#,
+        )
+        .unwrap();
+        // 2 variants × 3 aggregator choices × 1 seed.
+        assert_eq!(e.runs.len(), 6);
+        assert_eq!(e.runs[0].config, "simclr,aggregator=none");
+        assert_eq!(e.runs[5].config, "wide,aggregator=attention+contranorm");
+        let aggs = |r: &Run| {
+            get(r, "aggregators")
+                .unwrap()
+                .as_table()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert!(aggs(&e.runs[0]).is_empty(), "none removes the base's");
+        assert_eq!(aggs(&e.runs[1]), ["rewiring"]);
+        assert_eq!(
+            get(&e.runs[1], "aggregators.rewiring.top_k"),
+            Some(&Value::Integer(3))
+        );
+        assert_eq!(aggs(&e.runs[2]), ["attention", "contranorm"]);
+        assert!(
+            get(&e.runs[2], "aggregators.attention")
+                .unwrap()
+                .as_table()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(get(&e.runs[0], "model.widths"), None);
+        assert_eq!(
+            get(&e.runs[3], "model.widths"),
+            Some(&Value::Array(vec![Value::Integer(64), Value::Integer(128)]))
+        );
+        assert_eq!(
+            e.runs[3].settings,
+            [
+                ("variant".to_owned(), "wide".to_owned()),
+                ("aggregator".into(), "none".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_base_file_is_read_relative_to_the_experiment_and_overridden() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("b.toml"),
+            "name = \"b\"\n[train]\nepochs = 5\nlr = 0.1\n",
+        )
+        .unwrap();
+        let grid = dir.path().join("g.toml");
+        std::fs::write(
+            &grid,
+            "[experiment]\nbase = \"b.toml\"\n[base.train]\nepochs = 1\n[axes]\nseed = [4]\n",
+        )
+        .unwrap();
+        let e = Experiment::load(&grid).unwrap();
+        assert_eq!(e.name, "g");
+        let run = &e.runs[0];
+        assert_eq!(get(run, "train.epochs"), Some(&Value::Integer(1)));
+        assert_eq!(get(run, "train.lr"), Some(&Value::Float(0.1)));
+        assert_eq!(run.seed, 4);
+        assert_eq!(get(run, "name").unwrap().as_str(), Some("g.base.seed-4"));
+
+        std::fs::write(&grid, "[experiment]\nbase = \"missing.toml\"\n").unwrap();
+        let err = Experiment::load(&grid).unwrap_err().to_string();
+        assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_files_are_named_with_the_key() {
+        let cases = [
+            ("[experiment]\n[train]\nlr = 1\n", "unknown key `train`"),
+            (
+                "[experiment]\nnaem = \"x\"\n",
+                "[experiment]: unknown field `naem`",
+            ),
+            (
+                "[experiment]\n[axes]\n\"train.lr\" = 0.1\n",
+                "axes.train.lr: 0.1 is not an array",
+            ),
+            (
+                "[experiment]\n[axes]\nmethod = []\n",
+                "axes.method: an axis needs at least",
+            ),
+            (
+                "[experiment]\n[axes]\nseed = [-1]\n",
+                "axes.seed: seeds must be integers ≥ 0",
+            ),
+            (
+                "[experiment]\n[axes]\nseed = [1, 1]\n",
+                "axes.seed: 1 appears twice",
+            ),
+            (
+                "[experiment]\n[axes]\n\"train..lr\" = [1]\n",
+                "not a dotted key",
+            ),
+            (
+                "[experiment]\n[axes]\nname = [\"a\"]\n",
+                "axes.name: `name` cannot be swept",
+            ),
+            (
+                "[experiment]\n[axes]\nmethod = [\"a/b\"]\n",
+                "axes.method: \"a/b\": names a run",
+            ),
+            (
+                "[experiment]\n[axes]\naggregator = [\"none+x\"]\n",
+                "axes.aggregator",
+            ),
+            (
+                "[experiment]\n[axes]\n\"model.widths\" = [{ a = 1 }]\n",
+                "use [[variants]] for tables",
+            ),
+            (
+                "[experiment]\n[axes]\nmethod = [\"simclr\"]\n\"train.method\" = [\"spectral\"]\n",
+                "set the same key train.method",
+            ),
+            (
+                "[experiment]\n[base]\ntrain = 3\n[axes]\n\"train.lr\" = [1.0]\n",
+                "axes.train.lr: train = 3 is not a table",
+            ),
+            (
+                "[experiment]\n[[variants]]\nset = {}\n",
+                "variants[0]: needs a name",
+            ),
+            (
+                "[experiment]\n[[variants]]\nname = \"a\"\n[[variants]]\nname = \"a\"\n",
+                "variants[1] (\"a\"): the name is taken",
+            ),
+            (
+                "[experiment]\n[[variants]]\nname = \"a\"\nset = { name = \"x\" }\n",
+                "set.name: `name` is set by the experiment",
+            ),
+            (
+                "[experiment]\n[axes]\naggregator = [\"attention\"]\n[[variants]]\nname = \"a\"\n\
+                 set = { \"aggregators.rewiring\" = {} }\n",
+                "sets aggregators.rewiring and axes.aggregator sets aggregators",
+            ),
+            (
+                "[axes]\nmethod = [\"simclr\"]\n",
+                "axes needs an [experiment] table",
+            ),
+            (
+                "[experiment]\nname = \".hidden\"\n",
+                "experiment.name = \".hidden\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = expand(text).unwrap_err();
+            assert!(err.starts_with("/x/grid.toml: "), "{err}");
+            assert!(err.contains(expected), "{text:?} gave {err}");
+        }
+    }
+}
