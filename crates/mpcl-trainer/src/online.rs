@@ -210,7 +210,10 @@ mod tests {
         a.step(&h, &labels);
         b.step(&h, &labels);
         for ((na, ta), (_, tb)) in sorted(&a).iter().zip(&sorted(&b)) {
-            assert!(ta.allclose(tb, 1e-6, 1e-6, false), "{na} differs after a step");
+            assert!(
+                ta.allclose(tb, 1e-6, 1e-6, false),
+                "{na} differs after a step"
+            );
         }
         let mut bad = a.state();
         bad.retain(|(n, _)| n != "weights.classifier.bias");
