@@ -134,20 +134,22 @@ pub fn make_batch(
     }
 }
 
-/// The batches of one epoch, made on a background thread `cfg.prefetch` batches ahead while
-/// the consumer works on the current one. Dropping the receiver stops the thread after the
-/// batch it is making.
+/// The batches of one epoch from batch `first` on (0 for all; a resumed run starts where
+/// it stopped), made on a background thread `cfg.prefetch` batches ahead while the consumer
+/// works on the current one. Batch b is the same whatever `first` is. Dropping the receiver
+/// stops the thread after the batch it is making.
 pub fn epoch_batches(
     set: Arc<ImageSet>,
     pipelines: Arc<[Pipeline]>,
     cfg: LoaderConfig,
     epoch: u64,
+    first: usize,
 ) -> Receiver<Batch> {
     let (tx, rx) = sync_channel(cfg.prefetch.max(1));
     std::thread::spawn(move || {
         let order = epoch_order(set.len(), cfg.seed, epoch);
         let count = batches_per_epoch(set.len(), &cfg);
-        for chunk in order.chunks(cfg.batch_size).take(count) {
+        for chunk in order.chunks(cfg.batch_size).take(count).skip(first) {
             let batch = make_batch(&set, &pipelines, chunk, cfg.seed, epoch);
             if tx.send(batch).is_err() {
                 break;
@@ -199,17 +201,26 @@ mod tests {
     fn batches_have_the_documented_layout_and_count() {
         let data = set(10);
         let aug = two_views();
-        let kept: Vec<_> = epoch_batches(data.clone(), aug.clone(), cfg(false), 0)
+        let kept: Vec<_> = epoch_batches(data.clone(), aug.clone(), cfg(false), 0, 0)
             .iter()
             .collect();
         assert_eq!(
             kept.iter().map(|b| b.indices.len()).collect::<Vec<_>>(),
             vec![4, 4, 2]
         );
-        let dropped = epoch_batches(data.clone(), aug.clone(), cfg(true), 0)
+        let dropped = epoch_batches(data.clone(), aug.clone(), cfg(true), 0, 0)
             .iter()
             .count();
         assert_eq!(dropped, 2);
+        // Starting at batch 1 gives the later batches of the full epoch, pixel for pixel.
+        let resumed: Vec<_> = epoch_batches(data.clone(), aug.clone(), cfg(false), 0, 1)
+            .iter()
+            .collect();
+        assert_eq!(resumed.len(), 2);
+        for (a, b) in resumed.iter().zip(&kept[1..]) {
+            assert_eq!(a.indices, b.indices);
+            assert_eq!(a.groups[0].pixels, b.groups[0].pixels);
+        }
         // Row v·B + i of a batch is view v of image i: the same as augmenting it alone.
         let batch = &kept[1];
         let i = 3;

@@ -37,7 +37,7 @@ impl Default for DiagnosticsConfig {
 }
 
 /// The diagnostics of one representation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Diagnostics {
     /// Mean ‖f̂(x) − f̂(x′)‖² over paired views (0 = perfectly aligned, at most 4).
     pub alignment: f64,

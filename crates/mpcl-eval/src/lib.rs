@@ -23,7 +23,7 @@ pub use probe::{ProbeConfig, ProbeProtocol, ReferenceProbe, linear_probe, probe,
 pub use report::{Row, markdown_table};
 
 /// Top-1 and top-5 accuracy, as fractions in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TopK {
     /// The fraction of test samples whose best-scored class is right.
     pub top1: f64,

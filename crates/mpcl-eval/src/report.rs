@@ -1,11 +1,11 @@
 //! The accuracy and diagnostics table of an evaluation, as Markdown.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Diagnostics, TopK};
 
 /// One evaluated representation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// What was evaluated: the trained encoder or a baseline.
     pub name: String,

@@ -50,6 +50,46 @@ pub struct Config {
     /// How the frozen encoder is judged.
     #[serde(default)]
     pub eval: EvalConfig,
+    /// `[checkpoint]`: when the run saves what it needs to resume.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+}
+
+/// `[checkpoint]`: a checkpoint is written at the end of every `every_epochs`-th epoch and of
+/// the last one, and every `every_steps` steps within an epoch when that is not 0; the newest
+/// `keep_last` are kept. See [`crate::checkpoint`] for what one holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Epochs between checkpoints. Default 1.
+    pub every_epochs: usize,
+    /// Steps between checkpoints within an epoch; 0 (default) for epoch ends only.
+    pub every_steps: usize,
+    /// How many checkpoints to keep, newest first. Default 2.
+    pub keep_last: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            every_epochs: 1,
+            every_steps: 0,
+            keep_last: 2,
+        }
+    }
+}
+
+/// What a non-finite loss does (`train.on_nonfinite`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NonFiniteLoss {
+    /// Stop the run with an error naming the epoch, the step and the last good checkpoint
+    /// (the default).
+    #[default]
+    Stop,
+    /// Skip the step (no update, the aggregators observe nothing), count it in
+    /// `metrics.csv` and go on.
+    Skip,
 }
 
 fn default_name() -> String {
@@ -268,6 +308,8 @@ pub struct TrainConfig {
     pub online_lr: f64,
     /// Steps between progress lines when the output is not a terminal. Default 20.
     pub log_every: usize,
+    /// `"stop"` (default) or `"skip"`: see [`NonFiniteLoss`].
+    pub on_nonfinite: NonFiniteLoss,
 }
 
 impl Default for TrainConfig {
@@ -294,6 +336,7 @@ impl Default for TrainConfig {
             online_classifier: true,
             online_lr: 0.1,
             log_every: 20,
+            on_nonfinite: NonFiniteLoss::Stop,
         }
     }
 }
@@ -424,6 +467,8 @@ impl Config {
         }
         self.data.registry_entry()?;
         at_least("train.epochs", t.epochs, 1)?;
+        at_least("checkpoint.every_epochs", self.checkpoint.every_epochs, 1)?;
+        at_least("checkpoint.keep_last", self.checkpoint.keep_last, 1)?;
         at_least("train.batch_size", t.batch_size, 2)?;
         at_least("train.views", t.views, 2)?;
         positive("train.temperature", t.temperature)?;

@@ -5,6 +5,7 @@
 //! encoder), train with the configured method and aggregator, evaluate the trained encoder
 //! the same way, and write the table.
 
+pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod model;
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::Config;
 pub use run_dir::RunDir;
-pub use train::{Outcome, run};
+pub use train::{Outcome, run, run_until};
 
 /// What can stop a run.
 #[derive(Debug, thiserror::Error)]
@@ -60,15 +61,28 @@ pub enum TrainError {
         /// The underlying error (kept out of the error chain: the message already says it).
         cause: std::io::Error,
     },
+    /// A checkpoint that cannot be written or read, with the file at fault.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What is wrong, naming the entry or field.
+        message: String,
+    },
     /// Training diverged.
-    #[error("the loss became {value} at epoch {epoch}, step {step}")]
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step}; the last good checkpoint is \
+         {last_good} (set train.on_nonfinite = \"skip\" to skip such steps)"
+    )]
     NonFinite {
         /// The epoch, from 1.
         epoch: usize,
-        /// The global step.
+        /// The global step, from 1.
         step: usize,
         /// The loss value.
         value: f64,
+        /// The newest checkpoint written, or a note that there is none yet.
+        last_good: String,
     },
 }
 

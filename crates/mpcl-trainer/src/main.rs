@@ -27,20 +27,32 @@ struct Cli {
 }
 
 // FIXME(#11): `mpcl eval --checkpoint … --dataset …`, printing and writing the result table
-// with the code `train` uses, once checkpoints have a format (#9, #10).
+// with the code `train` uses.
 #[derive(Subcommand)]
 enum Cmd {
-    /// Train and evaluate one experiment; writes a run directory.
+    /// Train and evaluate one experiment; writes a run directory. A run directory with a
+    /// checkpoint is resumed from it; one with results is left as it is.
     Train {
-        /// The experiment's TOML file (default: the embedded configs/default.toml).
+        /// The experiment's TOML file (default: the embedded configs/default.toml, or with
+        /// --resume the run's own config.toml).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The data directory (overrides `data.dir` and $MPCL_DATA_DIR).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Where run directories go.
-        #[arg(long, default_value = "runs")]
+        /// Where new run directories go (`<runs>/<name>-<time>`).
+        #[arg(long, default_value = "runs", conflicts_with_all = ["run_dir", "resume"])]
         runs_dir: PathBuf,
+        /// Train in exactly this directory: created when missing, resumed from its newest
+        /// checkpoint when it has one, left alone when it holds results.
+        #[arg(long, conflicts_with = "resume")]
+        run_dir: Option<PathBuf>,
+        /// Resume the run in this directory, with its config.toml unless --config is given.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Stop once this epoch is trained and checkpointed; run again to continue.
+        #[arg(long)]
+        stop_after_epoch: Option<usize>,
     },
     /// Validate an experiment's config and print it resolved, every default filled in;
     /// `cargo xtask experiment --dry-run` checks each run of a grid with it.
@@ -70,7 +82,17 @@ fn main() -> anyhow::Result<()> {
             config,
             data_dir,
             runs_dir,
-        } => train(config, data_dir, runs_dir),
+            run_dir,
+            resume,
+            stop_after_epoch,
+        } => {
+            let target = match (run_dir, resume) {
+                (Some(dir), _) => Target::Dir(dir),
+                (None, Some(dir)) => Target::Resume(dir),
+                (None, None) => Target::New(runs_dir),
+            };
+            train(config, data_dir, target, stop_after_epoch)
+        }
         Cmd::Toy { config, runs_dir } => toy(&config, &runs_dir),
         Cmd::Check { config, origin } => check(&config, origin),
     }
@@ -105,11 +127,35 @@ fn toy(config: &std::path::Path, runs_dir: &std::path::Path) -> anyhow::Result<(
     Ok(())
 }
 
+/// Where `mpcl train` puts its run.
+enum Target {
+    /// A new timestamped directory under this one.
+    New(PathBuf),
+    /// Exactly this directory, resumed when it has a checkpoint.
+    Dir(PathBuf),
+    /// This existing run, with its own config unless another is given.
+    Resume(PathBuf),
+}
+
 fn train(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
-    runs_dir: PathBuf,
+    target: Target,
+    stop_after_epoch: Option<usize>,
 ) -> anyhow::Result<()> {
+    let config = match (&target, config) {
+        (_, Some(path)) => Some(path),
+        (Target::Resume(dir), None) => {
+            let path = dir.join("config.toml");
+            anyhow::ensure!(
+                path.is_file(),
+                "--resume {}: no config.toml there; is it a run directory?",
+                dir.display()
+            );
+            Some(path)
+        }
+        (_, None) => None,
+    };
     let cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default_experiment(),
@@ -117,11 +163,24 @@ fn train(
     let data_dir = data_dir
         .or_else(|| cfg.data.dir.clone())
         .unwrap_or_else(mpcl_data::default_data_dir);
-    let dir = RunDir::create(&runs_dir, &cfg.name)?;
+    let dir = match &target {
+        Target::New(runs) => RunDir::create(runs, &cfg.name)?,
+        Target::Dir(dir) | Target::Resume(dir) => RunDir::open(dir)?,
+    };
+    if dir.is_finished() {
+        let results = std::fs::read_to_string(dir.path().join("results.md")).unwrap_or_default();
+        println!("{results}");
+        println!(
+            "{} holds a finished run (results.json): nothing to do",
+            dir.path().display()
+        );
+        return Ok(());
+    }
     init_logging(&dir)?;
-    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).inspect_err(|e| {
-        tracing::error!(target: FAILURE, "run {} failed: {e}", cfg.name);
-    });
+    let outcome =
+        mpcl_trainer::run_until(&cfg, &data_dir, &dir, stop_after_epoch).inspect_err(|e| {
+            tracing::error!(target: FAILURE, "run {} failed: {e}", cfg.name);
+        });
     let outcome = outcome.with_context(|| {
         format!(
             "run {} failed; its log is in {}",
@@ -129,6 +188,14 @@ fn train(
             dir.log_path().display()
         )
     })?;
+    let Some(outcome) = outcome else {
+        println!(
+            "stopped after epoch {}; continue with: mpcl train --resume {}",
+            stop_after_epoch.unwrap_or_default(),
+            dir.path().display()
+        );
+        return Ok(());
+    };
     if outcome.rows.is_empty() {
         println!("\nnot evaluated (eval.enabled = false)");
     } else {
@@ -145,11 +212,15 @@ fn train(
 /// printed on exit.
 const FAILURE: &str = "mpcl::failure";
 
-/// Logs to stderr (`RUST_LOG` filters, default info) and to the run's `log.txt`.
+/// Logs to stderr (`RUST_LOG` filters, default info) and to the run's `log.txt`, appended
+/// to, so a resumed run keeps the log of its earlier parts.
 fn init_logging(dir: &RunDir) -> anyhow::Result<()> {
     let path = dir.log_path();
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     let stderr_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy()

@@ -415,7 +415,9 @@ impl Optimizer {
                         p.size()
                     )));
                 }
-                buffers.insert(key.clone(), t.to_device(p.device()).to_kind(p.kind()));
+                // An owned copy: the optimizer updates its buffers in place.
+                let owned = t.to_device(p.device()).to_kind(p.kind()).copy();
+                buffers.insert(key.clone(), owned);
             } else {
                 return Err(invalid(format!(
                     "{key}: {suffix} is not a buffer of {:?}",

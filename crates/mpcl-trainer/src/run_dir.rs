@@ -5,6 +5,7 @@
 //!   config.toml       the resolved configuration, defaults filled in
 //!   log.txt           the log
 //!   metrics.csv       one row per epoch, with the norms of the two gradient messages
+//!   checkpoints/      the newest checkpoints, to resume from (see `checkpoint`)
 //!   encoder.safetensors   the trained weights (backbone and projector)
 //!   results.md        the accuracy table, also printed at the end
 //!   results.json      the same numbers for tools
@@ -13,12 +14,12 @@
 use std::path::{Path, PathBuf};
 
 use mpcl_data::fsutil::write_atomic;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Config, TrainError};
 
 /// One row of `metrics.csv`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// The epoch, from 1.
     pub epoch: usize,
@@ -43,6 +44,8 @@ pub struct EpochMetrics {
     pub online_train_top1: f64,
     /// Its top-1 accuracy on the unaugmented test split at the end of the epoch; NaN when off.
     pub online_test_top1: f64,
+    /// Steps skipped for a non-finite loss (`train.on_nonfinite = "skip"`).
+    pub skipped_steps: usize,
 }
 
 /// A run's directory.
@@ -77,6 +80,27 @@ impl RunDir {
             }
         }
         unreachable!("the loop returns")
+    }
+
+    /// Uses `path` itself as the run directory, creating it when missing: the form sweeps
+    /// and resumes use, where the directory is known in advance.
+    ///
+    /// # Errors
+    /// [`TrainError::Io`] naming the directory.
+    pub fn open(path: &Path) -> Result<Self, TrainError> {
+        if path.exists() && !path.is_dir() {
+            let e = std::io::Error::other("the run directory is a file, not a directory");
+            return Err(TrainError::io(path, e));
+        }
+        std::fs::create_dir_all(path).map_err(|e| TrainError::io(path, e))?;
+        Ok(Self {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Whether the run finished: its `results.json` exists (written last).
+    pub fn is_finished(&self) -> bool {
+        self.path.join("results.json").is_file()
     }
 
     /// The directory.
@@ -121,11 +145,11 @@ impl RunDir {
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<(), TrainError> {
         let mut csv = String::from(
             "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity,\
-                online_train_top1,online_test_top1\n",
+                online_train_top1,online_test_top1,skipped_steps\n",
         );
         for r in rows {
             csv.push_str(&format!(
-                "{},{},{:.6},{:.6e},{:.1},{:.2},{:.6e},{:.6e},{:.4},{:.4}\n",
+                "{},{},{:.6},{:.6e},{:.1},{:.2},{:.6e},{:.6e},{:.4},{:.4},{}\n",
                 r.epoch,
                 r.step,
                 r.loss,
@@ -135,7 +159,8 @@ impl RunDir {
                 r.grad_alignment,
                 r.grad_uniformity,
                 r.online_train_top1,
-                r.online_test_top1
+                r.online_test_top1,
+                r.skipped_steps
             ));
         }
         self.write("metrics.csv", csv.as_bytes())

@@ -17,7 +17,8 @@ use tch::nn::{self, ModuleT};
 use tracing::{info, warn};
 
 use crate::TrainError;
-use crate::config::{Config, Method};
+use crate::checkpoint::{self, Checkpoint, EpochSums, Progress, Snapshot};
+use crate::config::{Config, Method, NonFiniteLoss};
 use crate::model::Model;
 use crate::online::OnlineClassifier;
 use crate::run_dir::{EpochMetrics, RunDir};
@@ -32,12 +33,44 @@ pub struct Outcome {
     pub metrics: Vec<EpochMetrics>,
 }
 
-/// Trains and evaluates as `cfg` says, with data from `data_dir`, writing into `dir`.
+/// Trains and evaluates as `cfg` says, with data from `data_dir`, writing into `dir`. A
+/// run directory that holds a checkpoint is resumed from its newest one (see
+/// [`crate::checkpoint`]), with the same result as an uninterrupted run.
 ///
 /// # Errors
-/// Missing or corrupt data, unusable settings, a diverging loss, or files that cannot be
-/// written; each names what is at fault.
+/// Missing or corrupt data, unusable settings, a config that differs from the checkpoint's
+/// in keys that change training, a diverging loss, or files that cannot be written; each
+/// names what is at fault.
 pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, TrainError> {
+    Ok(run_until(cfg, data_dir, dir, None)?.expect("no stop was asked for"))
+}
+
+/// [`run`], but with `stop_after_epoch = Some(e)` the run stops once epoch `e` is trained
+/// and checkpointed, returning `None`; running again on `dir` continues it.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_until(
+    cfg: &Config,
+    data_dir: &Path,
+    dir: &RunDir,
+    stop_after_epoch: Option<usize>,
+) -> Result<Option<Outcome>, TrainError> {
+    let resume = Checkpoint::latest(dir.path())?;
+    if let Some(ck) = &resume {
+        let changes = ck.changes(cfg);
+        if !changes.breaking.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "cannot resume from {}: the config differs in keys that change training: {}; \
+                 restore them or start a new run directory",
+                ck.path().display(),
+                changes.breaking.join(", ")
+            )));
+        }
+        for change in &changes.harmless {
+            info!("config changed since the checkpoint (harmless): {change}");
+        }
+    }
     dir.write_config(cfg)?;
     let t = &cfg.train;
     let threads = match t.threads {
@@ -104,7 +137,9 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     let simsiam = t.method == Method::Simsiam;
     let model = Model::new(&vs.root(), train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
-    if cfg.eval.enabled && cfg.eval.baselines {
+    if let Some(ck) = &resume {
+        baselines = ck.baselines().to_vec();
+    } else if cfg.eval.enabled && cfg.eval.baselines {
         // Raw pixels: images in [0, 1] flattened, the same numbers as `pixel_features`.
         let mut flatten = |x: &Tensor| x.flatten(1, -1);
         let pixels = Encoder {
@@ -128,13 +163,17 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
         )?);
     }
 
-    let metrics = train(
+    let sets = (&train_set, &test_set, pipelines.clone());
+    let Some(metrics) = train(
         cfg,
-        &vs,
-        &model,
-        (&train_set, &test_set, pipelines.clone()),
-        dir,
-    )?;
+        (&vs, &model),
+        sets,
+        (dir, resume, &baselines),
+        stop_after_epoch,
+    )?
+    else {
+        return Ok(None);
+    };
     // Explicitly safetensors: VarStore::save picks the format from the (temporary) extension.
     crate::weights::save(&vs, "", &dir.weights_path())?;
     // The backbone alone under its own names (torchvision's for ResNets), for PyTorch.
@@ -155,6 +194,9 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
             },
         );
     }
+    // Evaluation draws from libtorch's generator: the same seed whether or not training was
+    // interrupted.
+    tch::manual_seed(t.seed as i64);
     let epochs = if t.epochs == 1 {
         "1 epoch".into()
     } else {
@@ -181,11 +223,11 @@ pub fn run(cfg: &Config, data_dir: &Path, dir: &RunDir) -> Result<Outcome, Train
     finish(dir, Outcome { rows, metrics })
 }
 
-/// Writes `results.json` and hands the outcome back.
-fn finish(dir: &RunDir, outcome: Outcome) -> Result<Outcome, TrainError> {
+/// Writes `results.json`, the mark of a finished run, and hands the outcome back.
+fn finish(dir: &RunDir, outcome: Outcome) -> Result<Option<Outcome>, TrainError> {
     let json = serde_json::to_string_pretty(&outcome).expect("results serialise");
     dir.write("results.json", json.as_bytes())?;
-    Ok(outcome)
+    Ok(Some(outcome))
 }
 
 /// The tch release, as pinned in the workspace manifest, and the libtorch found at build
@@ -201,17 +243,20 @@ enum Objective {
     SimSiam,
 }
 
-/// The training loop; returns the per-epoch metrics, also written to `metrics.csv`.
+/// What the training loop reads and writes besides the model: the run directory, the
+/// checkpoint to resume from, and the baselines each checkpoint carries.
+type Persistence<'a> = (&'a RunDir, Option<Checkpoint>, &'a [Row]);
+
+/// The training loop; returns the per-epoch metrics, also written to `metrics.csv`, or `None`
+/// when it stopped after `stop_after_epoch` (checkpointed).
 fn train(
     cfg: &Config,
-    vs: &nn::VarStore,
-    model: &Model,
+    (vs, model): (&nn::VarStore, &Model),
     (set, test_set, pipelines): (&Arc<ImageSet>, &ImageSet, Arc<[Pipeline]>),
-    dir: &RunDir,
-) -> Result<Vec<EpochMetrics>, TrainError> {
+    (dir, resume, baselines): Persistence,
+    stop_after_epoch: Option<usize>,
+) -> Result<Option<Vec<EpochMetrics>>, TrainError> {
     let t = &cfg.train;
-    // Built at the first batch, when the feature width is known.
-    let mut online: Option<OnlineClassifier> = None;
     let test_labels = labels(test_set).to_device(vs.device());
     let loader = LoaderConfig {
         batch_size: t.batch_size,
@@ -250,6 +295,23 @@ fn train(
         h as i64,
         w as i64,
     ];
+
+    // Built at the first batch, when the feature width is known, or from the checkpoint.
+    let mut online: Option<OnlineClassifier> = None;
+    let mut progress = Progress::default();
+    let mut last_good = None;
+    if let Some(ck) = resume {
+        online = ck.restore(vs, &mut opt, &mut aggregator, t.online_lr)?;
+        progress = ck.progress().clone();
+        info!(
+            epoch = progress.epoch,
+            batch = progress.batch,
+            step = progress.step,
+            "resuming from {}",
+            ck.path().display()
+        );
+        last_good = Some(ck.path().to_owned());
+    }
     info!(
         steps = schedule.total,
         per_epoch,
@@ -257,35 +319,69 @@ fn train(
         "training {:?}",
         t.method
     );
+    let epoch_done = progress.epoch == 0 || progress.batch == per_epoch;
+    let first_epoch = progress.epoch + usize::from(epoch_done);
+    let save = |progress: &Progress,
+                opt: &crate::optim::Optimizer,
+                online: Option<&OnlineClassifier>,
+                aggregator: &dyn Aggregator| {
+        let snap = Snapshot {
+            vs,
+            optimizer: opt,
+            online,
+            aggregator,
+            progress,
+            baselines,
+            config: cfg,
+        };
+        let path = checkpoint::save(dir.path(), &snap, cfg.checkpoint.keep_last)?;
+        info!(step = progress.step, "checkpoint {}", path.display());
+        Ok::<_, TrainError>(path)
+    };
 
-    let mut metrics = Vec::new();
-    let mut step = 0;
-    for epoch in 1..=t.epochs {
+    // The variables a forward pass updates (BN running statistics): a skipped step puts
+    // them back as they were.
+    let buffers: Vec<Tensor> = match t.on_nonfinite {
+        NonFiniteLoss::Skip => vs
+            .variables()
+            .into_values()
+            .filter(|v| !v.requires_grad())
+            .collect(),
+        NonFiniteLoss::Stop => Vec::new(),
+    };
+    for epoch in first_epoch..=t.epochs {
+        if stop_after_epoch.is_some_and(|stop| epoch > stop) {
+            info!(
+                "stopping after epoch {} as asked; run again to resume",
+                epoch - 1
+            );
+            return Ok(None);
+        }
+        if progress.epoch != epoch {
+            progress.epoch = epoch;
+            progress.batch = 0;
+            progress.sums = EpochSums::default();
+        }
         let bar = progress_bar(per_epoch, epoch, t.epochs);
-        let start = Instant::now();
-        let (mut loss_sum, mut views, mut grad_norms) = (0.0, 0usize, (0.0, 0.0));
-        let mut online_correct = 0;
-        for batch in epoch_batches(set.clone(), pipelines.clone(), loader, epoch as u64) {
+        bar.set_position(progress.batch as u64);
+        let (start, first_batch) = (Instant::now(), progress.batch);
+        let seconds_before = progress.sums.seconds;
+        let batches = epoch_batches(
+            set.clone(),
+            pipelines.clone(),
+            loader,
+            epoch as u64,
+            first_batch,
+        );
+        for batch in batches {
+            // libtorch's generator is a function of the position, so a resumed run draws
+            // what the uninterrupted one would.
+            tch::manual_seed(checkpoint::torch_seed(t.seed, progress.step));
+            let before: Vec<Tensor> = buffers.iter().map(Tensor::copy).collect();
             let xs = Tensor::from_slice(&batch.groups[0].pixels)
                 .view(shape)
                 .to_device(vs.device());
             let (h, z) = model.forward_t(&xs, true);
-            if t.online_classifier {
-                let clf = match &mut online {
-                    Some(clf) => clf,
-                    None => online.insert(OnlineClassifier::new(
-                        h.size()[1] as usize,
-                        set.classes,
-                        t.online_lr,
-                        vs.device(),
-                    )?),
-                };
-                // View-major rows: view v of image i is row v·N + i.
-                let y: Vec<i64> = (0..t.views)
-                    .flat_map(|_| batch.indices.iter().map(|&i| i64::from(set.labels[i])))
-                    .collect();
-                online_correct += clf.step(&h, &Tensor::from_slice(&y).to_device(vs.device()));
-            }
             let z = aggregator.transform(&z);
             let indices: Vec<i64> = batch.indices.iter().map(|&i| i as i64).collect();
             let samples = Tensor::from_slice(&indices).to_device(vs.device());
@@ -320,43 +416,92 @@ fn train(
                     )
                 }
             };
-            // SimSiam has no uniformity term to split off, and replaced keys no closed form:
-            // the epoch's norms are then NaN (not measured).
-            match split {
-                Some(split) => {
-                    grad_norms.0 += split.alignment.norm().double_value(&[]);
-                    grad_norms.1 += split.uniformity.norm().double_value(&[]);
-                }
-                None => grad_norms = (f64::NAN, f64::NAN),
-            }
-            opt.backward_step(&loss, schedule.lr(step));
-            aggregator.observe(&this_step);
             let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                return Err(TrainError::NonFinite { epoch, step, value });
+            progress.step += 1;
+            progress.batch += 1;
+            let sums = &mut progress.sums;
+            sums.views += shape[0] as usize;
+            if value.is_finite() {
+                if t.online_classifier {
+                    let clf = match &mut online {
+                        Some(clf) => clf,
+                        None => online.insert(OnlineClassifier::new(
+                            h.size()[1] as usize,
+                            set.classes,
+                            t.online_lr,
+                            vs.device(),
+                        )?),
+                    };
+                    // View-major rows: view v of image i is row v·N + i.
+                    let y: Vec<i64> = (0..t.views)
+                        .flat_map(|_| batch.indices.iter().map(|&i| i64::from(set.labels[i])))
+                        .collect();
+                    let y = Tensor::from_slice(&y).to_device(vs.device());
+                    sums.online_correct += clf.step(&h, &y);
+                }
+                // SimSiam has no uniformity term to split off, and replaced keys no closed
+                // form: the epoch's norms are then NaN (not measured).
+                match split {
+                    Some(split) => {
+                        sums.grad_alignment += split.alignment.norm().double_value(&[]);
+                        sums.grad_uniformity += split.uniformity.norm().double_value(&[]);
+                    }
+                    None => (sums.grad_alignment, sums.grad_uniformity) = (f64::NAN, f64::NAN),
+                }
+                opt.backward_step(&loss, schedule.lr(progress.step - 1));
+                aggregator.observe(&this_step);
+                sums.loss += value;
+            } else if t.on_nonfinite == NonFiniteLoss::Skip {
+                tch::no_grad(|| {
+                    for (mut b, old) in buffers.iter().map(Tensor::shallow_clone).zip(&before) {
+                        b.copy_(old);
+                    }
+                });
+                sums.skipped += 1;
+                warn!(
+                    epoch,
+                    step = progress.step,
+                    "the loss is {value}: step skipped ({} this epoch)",
+                    sums.skipped
+                );
+            } else {
+                bar.abandon();
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    step: progress.step,
+                    value,
+                    last_good: last_good.as_ref().map_or_else(
+                        || "none yet (none had been written)".into(),
+                        |p: &std::path::PathBuf| p.display().to_string(),
+                    ),
+                });
             }
-            step += 1;
-            loss_sum += value;
-            views += shape[0] as usize;
-            let rate = views as f64 / start.elapsed().as_secs_f64();
-            let lr = schedule.lr(step - 1);
+            let elapsed = start.elapsed().as_secs_f64();
+            let rate = ((progress.batch - first_batch) * shape[0] as usize) as f64 / elapsed;
+            let lr = schedule.lr(progress.step - 1);
             let msg = format!("loss {value:.4}  lr {lr:.2e}  {rate:.0} views/s");
             bar.inc(1);
             if !bar.is_hidden() {
                 bar.set_message(msg);
-            } else if step % t.log_every == 0 {
-                // The run's remaining steps at this epoch's mean step time so far.
-                let done = step - (epoch - 1) * per_epoch;
-                let per_step = start.elapsed().as_secs_f64() / done as f64;
-                let eta = per_step * (schedule.total - step) as f64;
+            } else if progress.step % t.log_every == 0 {
+                // The run's remaining steps at this process's mean step time so far.
+                let per_step = elapsed / (progress.batch - first_batch) as f64;
+                let eta = per_step * (schedule.total - progress.step) as f64;
                 info!(
-                    "epoch {epoch}/{}, step {done}/{per_epoch}: {msg}, run ETA {eta:.0} s",
-                    t.epochs
+                    "epoch {epoch}/{}, step {}/{per_epoch}: {msg}, run ETA {eta:.0} s",
+                    t.epochs, progress.batch
                 );
+            }
+            let every = cfg.checkpoint.every_steps;
+            if every > 0 && progress.step % every == 0 && progress.batch < per_epoch {
+                progress.sums.seconds = seconds_before + start.elapsed().as_secs_f64();
+                let online = online.as_ref();
+                last_good = Some(save(&progress, &opt, online, &aggregator)?);
             }
         }
         bar.finish_and_clear();
-        let seconds = start.elapsed().as_secs_f64();
+        let sums = &mut progress.sums;
+        sums.seconds = seconds_before + start.elapsed().as_secs_f64();
         let online_test = match &online {
             Some(clf) => {
                 let h = encode(cfg, model, test_set);
@@ -364,21 +509,23 @@ fn train(
             }
             None => f64::NAN,
         };
+        let taken = (per_epoch - sums.skipped) as f64;
         let row = EpochMetrics {
             epoch,
-            step,
-            loss: loss_sum / per_epoch as f64,
-            lr: schedule.lr(step - 1),
-            views_per_s: views as f64 / seconds,
-            seconds,
-            grad_alignment: grad_norms.0 / per_epoch as f64,
-            grad_uniformity: grad_norms.1 / per_epoch as f64,
+            step: progress.step,
+            loss: sums.loss / taken,
+            lr: schedule.lr(progress.step - 1),
+            views_per_s: sums.views as f64 / sums.seconds,
+            seconds: sums.seconds,
+            grad_alignment: sums.grad_alignment / taken,
+            grad_uniformity: sums.grad_uniformity / taken,
             online_train_top1: if online.is_some() {
-                online_correct as f64 / views as f64
+                sums.online_correct as f64 / (taken * shape[0] as f64)
             } else {
                 f64::NAN
             },
             online_test_top1: online_test,
+            skipped_steps: sums.skipped,
         };
         info!(
             epoch,
@@ -388,14 +535,26 @@ fn train(
             views_per_s = format!("{:.0}", row.views_per_s),
             online_train_top1 = format!("{:.4}", row.online_train_top1),
             online_test_top1 = format!("{:.4}", row.online_test_top1),
-            seconds = format!("{seconds:.1}"),
+            skipped_steps = row.skipped_steps,
+            seconds = format!("{:.1}", row.seconds),
             "epoch {epoch}/{} done",
             t.epochs
         );
-        metrics.push(row);
-        dir.write_metrics(&metrics)?;
+        progress.metrics.push(row);
+        dir.write_metrics(&progress.metrics)?;
+        let due = epoch % cfg.checkpoint.every_epochs == 0
+            || epoch == t.epochs
+            || stop_after_epoch == Some(epoch);
+        if due {
+            let online = online.as_ref();
+            last_good = Some(save(&progress, &opt, online, &aggregator)?);
+        }
     }
-    Ok(metrics)
+    if stop_after_epoch.is_some_and(|stop| stop < t.epochs) {
+        // Resumed at or past the stop: nothing trained, the checkpoint stands.
+        return Ok(None);
+    }
+    Ok(Some(progress.metrics))
 }
 
 fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
@@ -472,7 +631,7 @@ fn evaluate(
         .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
         .into();
     let subset = Arc::new(test.clone().truncated(n));
-    let batch = epoch_batches(subset, pipelines, loader, 0)
+    let batch = epoch_batches(subset, pipelines, loader, 0, 0)
         .recv()
         .map_err(|_| TrainError::Invalid("no augmented test views for the diagnostics".into()))?;
     let group = &batch.groups[0];

@@ -85,11 +85,12 @@ fn a_tiny_run_fills_its_run_directory() {
     assert_eq!(
         lines[0],
         "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity,\
-         online_train_top1,online_test_top1"
+         online_train_top1,online_test_top1,skipped_steps"
     );
     for line in &lines[1..] {
         let values: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
-        let (norms, online) = (&values[6..8], &values[8..]);
+        let (norms, online) = (&values[6..8], &values[8..10]);
+        assert_eq!(values[10], 0.0, "no step skipped: {line}");
         assert!(norms.iter().all(|&n| n > 0.0 && n.is_finite()), "{line}");
         // Accuracies: fractions. Eight steps an epoch are too few to promise more (the first
         // epoch measured 0.08 on the test split here); that it learns is tested in online.rs.
