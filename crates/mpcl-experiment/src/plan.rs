@@ -4,6 +4,7 @@
 //! [experiment]
 //! name = "comparison"          # the directory under the runs directory (default: file stem)
 //! base = "default.toml"        # a plain config, relative to this file (default: none)
+//! extends = "other.toml"       # or another experiment: its base, axes and variants
 //! description = "…"            # a paragraph for the report
 //!
 //! [base]                       # keys set over the base file, dotted or nested
@@ -137,56 +138,9 @@ impl Experiment {
                 runs: grid.expand(file, &name)?,
             });
         }
-        if let Some(key) = table.keys().find(|k| !GRID_KEYS.contains(&k.as_str())) {
-            return Err(fail(format!(
-                "unknown key `{key}`: an experiment file has [experiment], [base], [axes] and \
-                 [[variants]] (a trainer key belongs in [base] or the base file)"
-            )));
-        }
-        let header: Header = table["experiment"]
-            .clone()
-            .try_into()
-            .map_err(|e| fail(format!("[experiment]: {}", e.to_string().trim_end())))?;
+        let (header, grid) = parse_grid(file, &table, 0)?;
         let name = header.name.unwrap_or(stem);
         check_name(&name).map_err(|e| fail(format!("experiment.name = {name:?}: {e}")))?;
-
-        let mut base = match &header.base {
-            Some(path) => {
-                let path = file.parent().unwrap_or(Path::new("")).join(path);
-                let base = read_table(&path)?;
-                if base.contains_key("experiment") {
-                    return Err(fail(format!(
-                        "experiment.base = {:?}: {} is an experiment file; a base is a plain \
-                         config",
-                        header.base.as_ref().unwrap(),
-                        path.display()
-                    )));
-                }
-                base
-            }
-            None => Table::new(),
-        };
-        match table.get("base") {
-            None => {}
-            Some(Value::Table(over)) => merge(&mut base, &nest(over, "base").map_err(fail)?),
-            Some(_) => return Err(fail("base: must be a table of keys to set".into())),
-        }
-        let axes = match table.get("axes") {
-            None => Vec::new(),
-            Some(Value::Table(axes)) => parse_axes(axes).map_err(fail)?,
-            Some(_) => return Err(fail("axes: must be a table of key = [values]".into())),
-        };
-        let variants = match table.get("variants") {
-            None => Vec::new(),
-            Some(Value::Array(list)) => parse_variants(list).map_err(fail)?,
-            Some(_) => return Err(fail("variants: must be an array of tables".into())),
-        };
-        check_overlaps(&axes, &variants).map_err(fail)?;
-        let grid = Grid {
-            base,
-            axes,
-            variants,
-        };
         Ok(Self {
             file: file.to_owned(),
             name: name.clone(),
@@ -215,7 +169,92 @@ impl Experiment {
 struct Header {
     name: Option<String>,
     base: Option<PathBuf>,
+    extends: Option<PathBuf>,
     description: Option<String>,
+}
+
+/// How deep `experiment.extends` may chain (a loop would never end).
+const MAX_EXTENDS: usize = 8;
+
+/// The parts of an experiment file with an `[experiment]` table, its parent's folded in:
+/// the parent's base with this file's `experiment.base` and `[base]` over it, the parent's
+/// axes with this file's replacing those of the same name, and this file's variants if it
+/// has any, else the parent's.
+fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid), ExperimentError> {
+    let fail = |message: String| ExperimentError::file(file, message);
+    if let Some(key) = table.keys().find(|k| !GRID_KEYS.contains(&k.as_str())) {
+        return Err(fail(format!(
+            "unknown key `{key}`: an experiment file has [experiment], [base], [axes] and \
+             [[variants]] (a trainer key belongs in [base] or the base file)"
+        )));
+    }
+    let header: Header = table["experiment"]
+        .clone()
+        .try_into()
+        .map_err(|e| fail(format!("[experiment]: {}", e.to_string().trim_end())))?;
+    let dir = file.parent().unwrap_or(Path::new(""));
+    let mut grid = match &header.extends {
+        None => Grid {
+            base: Table::new(),
+            axes: Vec::new(),
+            variants: Vec::new(),
+        },
+        Some(_) if depth >= MAX_EXTENDS => {
+            return Err(fail(format!(
+                "experiment.extends: more than {MAX_EXTENDS} levels (a loop?)"
+            )));
+        }
+        Some(parent) => {
+            let path = dir.join(parent);
+            let parent_table = read_table(&path)?;
+            if !parent_table.contains_key("experiment") {
+                return Err(fail(format!(
+                    "experiment.extends = {parent:?}: {} has no [experiment] table; use \
+                     experiment.base for a plain config",
+                    path.display()
+                )));
+            }
+            parse_grid(&path, &parent_table, depth + 1)?.1
+        }
+    };
+    if let Some(base) = &header.base {
+        let path = dir.join(base);
+        let base_table = read_table(&path)?;
+        if base_table.contains_key("experiment") {
+            return Err(fail(format!(
+                "experiment.base = {base:?}: {} is an experiment file; a base is a plain \
+                 config (experiment.extends takes an experiment)",
+                path.display()
+            )));
+        }
+        merge(&mut grid.base, &base_table);
+    }
+    match table.get("base") {
+        None => {}
+        Some(Value::Table(over)) => merge(&mut grid.base, &nest(over, "base").map_err(fail)?),
+        Some(_) => return Err(fail("base: must be a table of keys to set".into())),
+    }
+    match table.get("axes") {
+        None => {}
+        Some(Value::Table(axes)) => {
+            for axis in parse_axes(axes).map_err(fail)? {
+                match grid.axes.iter_mut().find(|a| a.name == axis.name) {
+                    Some(old) => *old = axis,
+                    None => grid.axes.push(axis),
+                }
+            }
+            grid.axes.sort_by(|a, b| a.name.cmp(&b.name));
+            check_axis_paths(&grid.axes).map_err(fail)?;
+        }
+        Some(_) => return Err(fail("axes: must be a table of key = [values]".into())),
+    }
+    match table.get("variants") {
+        None => {}
+        Some(Value::Array(list)) => grid.variants = parse_variants(list).map_err(fail)?,
+        Some(_) => return Err(fail("variants: must be an array of tables".into())),
+    }
+    check_overlaps(&grid.axes, &grid.variants).map_err(fail)?;
+    Ok((header, grid))
 }
 
 /// One axis: the dotted key it sets and its values with their labels.
@@ -566,8 +605,14 @@ fn parse_axes(axes: &Table) -> Result<Vec<Axis>, String> {
             values: labelled,
         });
     }
+    check_axis_paths(&out)?;
+    Ok(out)
+}
+
+/// No two axes may set the same key.
+fn check_axis_paths(axes: &[Axis]) -> Result<(), String> {
     let mut paths: BTreeMap<&[String], &str> = BTreeMap::new();
-    for axis in &out {
+    for axis in axes {
         if let Some(other) = paths.insert(&axis.path, &axis.name) {
             return Err(format!(
                 "axes.{other} and axes.{} set the same key {}",
@@ -576,7 +621,7 @@ fn parse_axes(axes: &Table) -> Result<Vec<Axis>, String> {
             ));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `[[variants]]`: each with a unique `name`, an optional `set` table and `unset` list.
@@ -838,6 +883,50 @@ mod tests {
         std::fs::write(&grid, "[experiment]\nbase = \"missing.toml\"\n").unwrap();
         let err = Experiment::load(&grid).unwrap_err().to_string();
         assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn extends_folds_in_the_parents_base_axes_and_variants() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("plain.toml"), "[train]\nepochs = 200\n").unwrap();
+        std::fs::write(
+            dir.path().join("paper.toml"),
+            "[experiment]\nbase = \"plain.toml\"\n[base.data]\ndataset = \"cifar10\"\n\
+             [axes]\nseed = [0, 1, 2]\n\"train.lr\" = [0.5]\n\
+             [[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\"\n",
+        )
+        .unwrap();
+        let smoke = dir.path().join("smoke.toml");
+        std::fs::write(
+            &smoke,
+            "[experiment]\nextends = \"paper.toml\"\n[base.train]\nepochs = 1\n\
+             [axes]\nseed = [7]\n",
+        )
+        .unwrap();
+        let e = Experiment::load(&smoke).unwrap();
+        assert_eq!(e.name, "smoke");
+        // The parent's two variants and its rate axis; this file's single seed.
+        let dirs: Vec<String> = e
+            .runs
+            .iter()
+            .map(|r| r.rel_dir().display().to_string())
+            .collect();
+        assert_eq!(dirs, ["a,train.lr=0.5/seed-7", "b,train.lr=0.5/seed-7"]);
+        assert_eq!(get(&e.runs[0], "train.epochs"), Some(&Value::Integer(1)));
+        assert_eq!(
+            get(&e.runs[0], "data.dataset").unwrap().as_str(),
+            Some("cifar10")
+        );
+
+        std::fs::write(&smoke, "[experiment]\nextends = \"plain.toml\"\n").unwrap();
+        let err = Experiment::load(&smoke).unwrap_err().to_string();
+        assert!(
+            err.contains("has no [experiment] table; use experiment.base"),
+            "{err}"
+        );
+        std::fs::write(&smoke, "[experiment]\nextends = \"smoke.toml\"\n").unwrap();
+        let err = Experiment::load(&smoke).unwrap_err().to_string();
+        assert!(err.contains("more than 8 levels"), "{err}");
     }
 
     #[test]
