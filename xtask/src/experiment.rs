@@ -93,16 +93,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         build_mpcl()?;
         return dry_run(&exp, &launcher);
     }
+    // Each distinct data set once: verifying hashes every file.
+    let mut provisioned = Vec::new();
     for run in &exp.runs {
-        let (path, t) = (&exp.file, &run.table);
-        let keys = config_data(path, t)?;
+        let keys = config_data(&exp.file, &run.table)?;
         let data_dir = data::resolve_dir(args.data_dir.as_deref().or(keys.dir.as_deref()));
-        let dataset = Dataset::new(
-            keys.dataset,
-            keys.root.as_deref(),
-            keys.class_list.as_deref(),
-        )?;
-        data::ensure(&dataset, &data_dir, None)?;
+        let root = keys.root.as_deref();
+        let dataset = Dataset::new(keys.dataset, root, keys.class_list.as_deref())?;
+        if !provisioned.contains(&(dataset.clone(), data_dir.clone())) {
+            data::ensure(&dataset, &data_dir, None)?;
+            provisioned.push((dataset, data_dir));
+        }
     }
     build_mpcl()?;
     say(format!(

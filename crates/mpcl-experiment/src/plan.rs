@@ -19,6 +19,9 @@
 //! name = "simclr-attention"
 //! set = { "aggregators.attention" = {} }
 //! unset = []                   # dotted keys removed from the base
+//!
+//! [override]                   # set over every run, after its variant and axes
+//! "train.epochs" = 1
 //! ```
 //!
 //! A file without an `[experiment]` table is a plain config: one run. Every run's
@@ -36,7 +39,7 @@ use toml::{Table, Value};
 use crate::ExperimentError;
 
 /// The top-level keys of an experiment file.
-const GRID_KEYS: [&str; 4] = ["experiment", "base", "axes", "variants"];
+const GRID_KEYS: [&str; 5] = ["experiment", "base", "axes", "variants", "override"];
 
 /// Axis names that stand for a dotted key.
 const SHORTHANDS: [(&str, &str); 4] = [
@@ -129,6 +132,7 @@ impl Experiment {
                 base: table,
                 axes: Vec::new(),
                 variants: Vec::new(),
+                overrides: Table::new(),
             };
             return Ok(Self {
                 file: file.to_owned(),
@@ -178,14 +182,14 @@ const MAX_EXTENDS: usize = 8;
 
 /// The parts of an experiment file with an `[experiment]` table, its parent's folded in:
 /// the parent's base with this file's `experiment.base` and `[base]` over it, the parent's
-/// axes with this file's replacing those of the same name, and this file's variants if it
-/// has any, else the parent's.
+/// axes with this file's replacing those of the same name, this file's variants if it has
+/// any, else the parent's, and the parent's `[override]` with this file's over it.
 fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid), ExperimentError> {
     let fail = |message: String| ExperimentError::file(file, message);
     if let Some(key) = table.keys().find(|k| !GRID_KEYS.contains(&k.as_str())) {
         return Err(fail(format!(
-            "unknown key `{key}`: an experiment file has [experiment], [base], [axes] and \
-             [[variants]] (a trainer key belongs in [base] or the base file)"
+            "unknown key `{key}`: an experiment file has [experiment], [base], [axes], \
+             [[variants]] and [override] (a trainer key belongs in [base] or the base file)"
         )));
     }
     let header: Header = table["experiment"]
@@ -198,6 +202,7 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
             base: Table::new(),
             axes: Vec::new(),
             variants: Vec::new(),
+            overrides: Table::new(),
         },
         Some(_) if depth >= MAX_EXTENDS => {
             return Err(fail(format!(
@@ -253,7 +258,27 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
         Some(Value::Array(list)) => grid.variants = parse_variants(list).map_err(fail)?,
         Some(_) => return Err(fail("variants: must be an array of tables".into())),
     }
+    match table.get("override") {
+        None => {}
+        Some(Value::Table(over)) => {
+            merge(&mut grid.overrides, &nest(over, "override").map_err(fail)?);
+        }
+        Some(_) => return Err(fail("override: must be a table of keys to set".into())),
+    }
+    for key in ["name", "kind"] {
+        if grid.overrides.contains_key(key) {
+            return Err(fail(format!(
+                "override.{key}: `{key}` is set by the experiment"
+            )));
+        }
+    }
     check_overlaps(&grid.axes, &grid.variants).map_err(fail)?;
+    let all = Variant {
+        name: "[override]".into(),
+        set: grid.overrides.clone(),
+        unset: Vec::new(),
+    };
+    check_overlaps(&grid.axes, std::slice::from_ref(&all)).map_err(fail)?;
     Ok((header, grid))
 }
 
@@ -286,6 +311,8 @@ struct Grid {
     base: Table,
     axes: Vec<Axis>,
     variants: Vec<Variant>,
+    /// `[override]`: set over every run after its variant and axes.
+    overrides: Table,
 }
 
 impl Grid {
@@ -364,6 +391,7 @@ impl Grid {
                         .collect::<Vec<_>>()
                         .join(","),
                 };
+                merge(&mut table, &self.overrides);
                 for &seed in &seeds {
                     let mut table = table.clone();
                     let seed_value = Value::Integer(seed as i64);
@@ -702,9 +730,12 @@ fn check_overlaps(axes: &[Axis], variants: &[Variant]) -> Result<(), String> {
                 p[..n] == axis.path[..n]
             });
             if let Some(path) = clash {
+                let who = match variant.name.as_str() {
+                    "[override]" => "[override]".to_owned(),
+                    name => format!("variants ({name:?})"),
+                };
                 return Err(format!(
-                    "variants ({:?}) sets {} and axes.{} sets {}: one would override the other",
-                    variant.name,
+                    "{who} sets {} and axes.{} sets {}: one would override the other",
                     path.join("."),
                     axis.name,
                     axis.path.join(".")
@@ -893,14 +924,15 @@ mod tests {
             dir.path().join("paper.toml"),
             "[experiment]\nbase = \"plain.toml\"\n[base.data]\ndataset = \"cifar10\"\n\
              [axes]\nseed = [0, 1, 2]\n\"train.lr\" = [0.5]\n\
-             [[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\"\n",
+             [[variants]]\nname = \"a\"\n[[variants]]\nname = \"b\"\n\
+             set = { \"train.batch_size\" = 256 }\n",
         )
         .unwrap();
         let smoke = dir.path().join("smoke.toml");
         std::fs::write(
             &smoke,
             "[experiment]\nextends = \"paper.toml\"\n[base.train]\nepochs = 1\n\
-             [axes]\nseed = [7]\n",
+             [axes]\nseed = [7]\n[override.train]\nbatch_size = 16\n",
         )
         .unwrap();
         let e = Experiment::load(&smoke).unwrap();

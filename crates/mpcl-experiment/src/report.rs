@@ -969,7 +969,7 @@ mod tests {
         assert!(
             md.contains(
                 "| simclr | simclr | none | cifar10 | resnet18 | 200 | 3/3 | 82.0 ± 2.0 \
-                         | 87.0 ± 2.6 | 84.5 | simclr-reference | 120 ± 10 | 70 ± 0 | 1571 ± 0 |"
+                 | 87.0 ± 2.6 | 84.5 | simclr-reference | 120 ± 10 | 70 ± 0 | 1571 ± 0 |"
             ),
             "{md}"
         );

@@ -1,0 +1,259 @@
+//! Experiment grids through the real `mpcl` binary: every preset in configs/ validates with
+//! the trainer's parser, a tiny grid on the first images of the real Fashion-MNIST (which
+//! `cargo xtask test` provisions) runs, skips and resumes end to end into a report, and the
+//! CIFAR smoke preset reaches the trainer on synthetic files in the CIFAR binary format.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use mpcl_data::archive::MANIFEST;
+use mpcl_data::cifar::{CIFAR10, IMAGE_BYTES};
+use mpcl_data::{Dataset, fsutil};
+use mpcl_experiment::runner::{self, Launcher, read_attempts};
+use mpcl_experiment::{Experiment, Report, RunState};
+use mpcl_trainer::Config;
+
+/// The repository's configs/ folder.
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+fn launcher(jobs: usize, data_dir: Option<PathBuf>) -> Launcher {
+    Launcher {
+        mpcl: PathBuf::from(env!("CARGO_BIN_EXE_mpcl")),
+        data_dir,
+        jobs,
+        cores: 2,
+    }
+}
+
+#[test]
+fn every_preset_expands_into_configs_the_trainer_accepts() {
+    // Runs per preset: variants × non-seed axis values × seeds, counted from each file.
+    let expected = [
+        ("default.toml", 1),
+        ("cifar-reference.toml", 1),
+        ("comparison.toml", 4),
+        ("cifar10-paper.toml", 4 * 3),
+        ("cifar100-paper.toml", 4 * 3),
+        ("cifar10-smoke.toml", 4),
+        ("stl10.toml", 2 * 3),
+        ("imagenet100.toml", 2 * 3),
+    ];
+    for (file, runs) in expected {
+        let path = configs().join(file);
+        let exp = Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(exp.runs.len(), runs, "{file}");
+        for run in &exp.runs {
+            let origin = format!("{file} (run {})", run.rel_dir().display());
+            Config::parse(&run.toml(), &origin).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    // The smoke preset is the paper grid with its overrides applied to every variant.
+    let smoke = Experiment::load(&configs().join("cifar10-smoke.toml")).unwrap();
+    let paper = Experiment::load(&configs().join("cifar10-paper.toml")).unwrap();
+    let names = |e: &Experiment| {
+        e.configurations()
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&smoke), names(&paper));
+    for run in &smoke.runs {
+        let cfg = Config::parse(&run.toml(), "smoke").unwrap();
+        assert_eq!((cfg.train.epochs, cfg.train.batch_size), (1, 16));
+        assert_eq!(cfg.train.device, "cpu");
+    }
+    let simsiam = Config::parse(&paper.runs[6].toml(), "paper").unwrap();
+    assert_eq!(paper.runs[6].config, "simsiam");
+    assert_eq!(
+        (simsiam.train.batch_size, simsiam.model.projector_dim),
+        (256, 2048)
+    );
+}
+
+/// Two methods × two seeds, 2 epochs of 256 images each: seconds per run.
+const GRID: &str = r#"
+[experiment]
+name = "tiny"
+description = "A grid small enough for a test."
+
+[base]
+name = "tiny"
+[base.data]
+train_subset = 256
+test_subset = 128
+[base.model]
+widths = [8, 16]
+projector_hidden = 32
+projector_dim = 16
+[base.train]
+epochs = 2
+batch_size = 64
+log_every = 2
+[base.eval.knn]
+k = 10
+[base.eval.probe]
+epochs = 2
+[base.eval.diagnostics]
+samples = 64
+
+[axes]
+method = ["simclr", "spectral"]
+seed = [0, 1]
+"#;
+
+#[test]
+fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("tiny.toml");
+    std::fs::write(&file, GRID).unwrap();
+    let exp = Experiment::load(&file).unwrap();
+    let exp_dir = tmp.path().join("runs/tiny");
+    let launcher = launcher(2, None);
+
+    // Interrupt one run after its first epoch, as a killed run would leave it.
+    let interrupted = exp_dir.join(exp.runs[1].rel_dir());
+    std::fs::create_dir_all(&interrupted).unwrap();
+    let config = interrupted.join(mpcl_experiment::state::REQUESTED);
+    let table = runner::launch_table(&exp.runs[1], &launcher);
+    std::fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
+    let out = std::process::Command::new(&launcher.mpcl)
+        .args(["train", "--stop-after-epoch", "1", "--config"])
+        .arg(&config)
+        .arg("--run-dir")
+        .arg(&interrupted)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let states = runner::states(&exp, &exp_dir, &launcher).unwrap();
+    use RunState::{New, Resumable};
+    assert_eq!(states, [New, Resumable, New, New]);
+
+    let said = Mutex::new(Vec::new());
+    let say = |m: &str| said.lock().unwrap().push(m.to_owned());
+    let summary = runner::run_all(&exp, &exp_dir, &launcher, &say).unwrap();
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!((summary.skipped, summary.finished.len()), (0, 4));
+    let said = said.into_inner().unwrap();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("resuming") && m.contains("seed-1")),
+        "{said:?}"
+    );
+    let log = std::fs::read_to_string(interrupted.join("log.txt")).unwrap();
+    assert!(log.contains("resuming from"), "{log}");
+    let metrics = std::fs::read_to_string(interrupted.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 1 + 2, "both epochs: {metrics}");
+
+    // A second pass has nothing to do and starts nothing.
+    let again = runner::run_all(&exp, &exp_dir, &launcher, &|_: &str| {}).unwrap();
+    assert_eq!((again.skipped, again.finished.len()), (4, 0));
+    for run in &exp.runs {
+        assert_eq!(
+            read_attempts(&exp_dir.join(run.rel_dir())).unwrap().len(),
+            1
+        );
+    }
+
+    // The report against each run's own results.json (the oracle): two seeds per method.
+    let report = Report::build(&exp, &exp_dir).unwrap();
+    assert_eq!(report.runs, (4, 4));
+    for (i, row) in report
+        .rows
+        .iter()
+        .filter(|r| r.kind == "trained")
+        .enumerate()
+    {
+        let knn: Vec<f64> = exp.runs[2 * i..2 * i + 2]
+            .iter()
+            .map(|run| {
+                let text =
+                    std::fs::read_to_string(exp_dir.join(run.rel_dir()).join("results.json"))
+                        .unwrap();
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                json["rows"][0]["knn"]["top1"].as_f64().unwrap()
+            })
+            .collect();
+        let stat = row.knn_top1.unwrap();
+        assert_eq!(stat.n, 2);
+        assert!(
+            (stat.mean - (knn[0] + knn[1]) / 2.0).abs() < 1e-12,
+            "{stat:?} vs {knn:?}"
+        );
+        let std = (knn[0] - knn[1]).abs() / 2f64.sqrt();
+        assert!((stat.std.unwrap() - std).abs() < 1e-12);
+        assert!(row.views_per_s.unwrap().mean > 0.0 && row.wall_s.is_some());
+        assert_eq!(row.epochs, Some(2));
+    }
+    let methods: Vec<&str> = report.rows.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["simclr", "spectral", "raw pixels", "random encoder"]
+    );
+    let written = report.write(&exp_dir).unwrap();
+    for name in [
+        "report.md",
+        "report.csv",
+        "report.json",
+        "curves.png",
+        "accuracy.png",
+    ] {
+        assert!(written.contains(&exp_dir.join(name)), "{name}: {written:?}");
+    }
+    let md = std::fs::read_to_string(exp_dir.join("report.md")).unwrap();
+    assert!(md.contains("4 of 4 runs finished"), "{md}");
+    assert!(
+        md.contains("No configuration has a counterpart in the paper"),
+        "{md}"
+    );
+}
+
+/// A CIFAR-10 copy in the layout the registry verifies: the six batch files of `per_file`
+/// records (labels i mod 10, pixels varying with the position) and the manifest an
+/// extraction writes.
+fn synthetic_cifar10(data: &Path, per_file: usize) {
+    let top = CIFAR10.extracted(&Dataset::Cifar10.dir(data));
+    std::fs::create_dir_all(&top).unwrap();
+    let mut manifest = String::new();
+    for (f, name) in CIFAR10.files.iter().enumerate() {
+        let mut bytes = Vec::new();
+        for r in 0..per_file {
+            bytes.push((r % 10) as u8);
+            bytes.extend((0..IMAGE_BYTES).map(|p| ((p * 7 + r * 13 + f * 29) % 256) as u8));
+        }
+        let path = top.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let md5 = fsutil::md5_file(&path).unwrap();
+        manifest.push_str(&format!("{md5}  {}  {name}\n", bytes.len()));
+    }
+    std::fs::write(top.join(MANIFEST), manifest).unwrap();
+}
+
+#[test]
+fn the_cifar_smoke_preset_reaches_the_trainer_on_synthetic_cifar_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    synthetic_cifar10(&data, 16);
+    let exp = Experiment::load(&configs().join("cifar10-smoke.toml")).unwrap();
+    let exp_dir = tmp.path().join("runs").join(&exp.name);
+    let summary = runner::run_all(&exp, &exp_dir, &launcher(2, Some(data)), &|_: &str| {}).unwrap();
+    // FIXME(#8): the trainer takes gray images only, so every CIFAR run stops after loading
+    // and verifying the synthetic files; this pins that until RGB training lands.
+    assert_eq!(summary.failed.len(), 4);
+    for (dir, _) in &summary.failed {
+        let console = std::fs::read_to_string(dir.join("console.txt")).unwrap();
+        assert!(
+            console.contains("CIFAR-10 loaded and verified"),
+            "{console}"
+        );
+        assert!(
+            console.contains("has 3 channels; the augmentations handle gray images only"),
+            "{console}"
+        );
+    }
+}
