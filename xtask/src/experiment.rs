@@ -185,10 +185,17 @@ fn list(exp: &Experiment, exp_dir: &Path, launcher: &Launcher) -> anyhow::Result
         exp.runs.len(),
         exp_dir.display()
     );
+    let mut counts: Vec<(&str, usize)> = Vec::new();
     for (run, state) in exp.runs.iter().zip(states) {
         let rel = run.rel_dir().display().to_string();
-        println!("  {rel:width$}  {:8}", state.label());
+        println!("  {rel:width$}  {}", state.label());
+        match counts.iter_mut().find(|(l, _)| *l == state.label()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((state.label(), 1)),
+        }
     }
+    let counts: Vec<String> = counts.iter().map(|(l, n)| format!("{n} {l}")).collect();
+    println!("{}", counts.join(", "));
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Experiment grids through the real `mpcl` binary: every preset in configs/ validates with
-//! the trainer's parser, a tiny grid on the first images of the real Fashion-MNIST (which
-//! `cargo xtask test` provisions) runs, skips and resumes end to end into a report, and the
-//! CIFAR smoke preset reaches the trainer on synthetic files in the CIFAR binary format.
+//! the trainer's parser, the comparison preset shrunk to the first images of the real
+//! Fashion-MNIST (which `cargo xtask test` provisions) runs, skips and resumes end to end
+//! into a report, and the CIFAR smoke preset reaches the trainer on synthetic files in the
+//! CIFAR binary format.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -72,42 +73,46 @@ fn every_preset_expands_into_configs_the_trainer_accepts() {
     );
 }
 
-/// Two methods × two seeds, 2 epochs of 256 images each: seconds per run.
+/// configs/comparison.toml (its four variants, baselines on) shrunk to seconds per run: 2
+/// epochs of 256 images through a narrow network, two seeds.
 const GRID: &str = r#"
 [experiment]
 name = "tiny"
-description = "A grid small enough for a test."
+extends = "COMPARISON"
+description = "The comparison preset, small enough for a test."
 
-[base]
-name = "tiny"
-[base.data]
+[axes]
+seed = [0, 1]
+
+[override.data]
 train_subset = 256
 test_subset = 128
-[base.model]
+[override.model]
 widths = [8, 16]
 projector_hidden = 32
 projector_dim = 16
-[base.train]
+[override.train]
 epochs = 2
 batch_size = 64
 log_every = 2
-[base.eval.knn]
+[override.eval.knn]
 k = 10
-[base.eval.probe]
+[override.eval.probe]
 epochs = 2
-[base.eval.diagnostics]
+[override.eval.diagnostics]
 samples = 64
-
-[axes]
-method = ["simclr", "spectral"]
-seed = [0, 1]
 "#;
 
 #[test]
 fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("tiny.toml");
-    std::fs::write(&file, GRID).unwrap();
+    let comparison = configs().join("comparison.toml");
+    std::fs::write(
+        &file,
+        GRID.replace("COMPARISON", comparison.to_str().unwrap()),
+    )
+    .unwrap();
     let exp = Experiment::load(&file).unwrap();
     let exp_dir = tmp.path().join("runs/tiny");
     let launcher = launcher(2, None);
@@ -132,13 +137,13 @@ fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
     );
     let states = runner::states(&exp, &exp_dir, &launcher).unwrap();
     use RunState::{New, Resumable};
-    assert_eq!(states, [New, Resumable, New, New]);
+    assert_eq!(states, [New, Resumable, New, New, New, New, New, New]);
 
     let said = Mutex::new(Vec::new());
     let say = |m: &str| said.lock().unwrap().push(m.to_owned());
     let summary = runner::run_all(&exp, &exp_dir, &launcher, &say).unwrap();
     assert!(summary.failed.is_empty(), "{:?}", summary.failed);
-    assert_eq!((summary.skipped, summary.finished.len()), (0, 4));
+    assert_eq!((summary.skipped, summary.finished.len()), (0, 8));
     let said = said.into_inner().unwrap();
     assert!(
         said.iter()
@@ -152,7 +157,7 @@ fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
 
     // A second pass has nothing to do and starts nothing.
     let again = runner::run_all(&exp, &exp_dir, &launcher, &|_: &str| {}).unwrap();
-    assert_eq!((again.skipped, again.finished.len()), (4, 0));
+    assert_eq!((again.skipped, again.finished.len()), (8, 0));
     for run in &exp.runs {
         assert_eq!(
             read_attempts(&exp_dir.join(run.rel_dir())).unwrap().len(),
@@ -160,9 +165,9 @@ fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
         );
     }
 
-    // The report against each run's own results.json (the oracle): two seeds per method.
+    // The report against each run's own results.json (the oracle): two seeds per variant.
     let report = Report::build(&exp, &exp_dir).unwrap();
-    assert_eq!(report.runs, (4, 4));
+    assert_eq!(report.runs, (8, 8));
     for (i, row) in report
         .rows
         .iter()
@@ -190,11 +195,23 @@ fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
         assert!(row.views_per_s.unwrap().mean > 0.0 && row.wall_s.is_some());
         assert_eq!(row.epochs, Some(2));
     }
-    let methods: Vec<&str> = report.rows.iter().map(|r| r.method.as_str()).collect();
+    let rows: Vec<(&str, &str)> = report
+        .rows
+        .iter()
+        .map(|r| (r.configuration.as_str(), r.aggregators.as_str()))
+        .collect();
     assert_eq!(
-        methods,
-        ["simclr", "spectral", "raw pixels", "random encoder"]
+        rows,
+        [
+            ("simclr", "none"),
+            ("simclr-attention", "attention"),
+            ("simclr-rewiring", "rewiring"),
+            ("spectral", "none"),
+            ("raw pixels (fashion-mnist)", ""),
+            ("random encoder (fashion-mnist, small-cnn)", ""),
+        ]
     );
+    assert_eq!(report.rows[3].method, "spectral");
     let written = report.write(&exp_dir).unwrap();
     for name in [
         "report.md",
@@ -206,7 +223,7 @@ fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
         assert!(written.contains(&exp_dir.join(name)), "{name}: {written:?}");
     }
     let md = std::fs::read_to_string(exp_dir.join("report.md")).unwrap();
-    assert!(md.contains("4 of 4 runs finished"), "{md}");
+    assert!(md.contains("8 of 8 runs finished"), "{md}");
     assert!(
         md.contains("No configuration has a counterpart in the paper"),
         "{md}"
