@@ -141,7 +141,8 @@ pub fn compare(run: &RunKey) -> Comparison {
     match number.epochs {
         None => reasons.push("the paper does not state its epochs".into()),
         Some(e) if e != run.epochs => {
-            reasons.push(format!("{} epochs, the paper's {e}", run.epochs));
+            let s = if run.epochs == 1 { "" } else { "s" };
+            reasons.push(format!("{} epoch{s}, the paper's {e}", run.epochs));
         }
         Some(_) => {}
     }

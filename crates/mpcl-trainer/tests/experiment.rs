@@ -12,7 +12,8 @@ use mpcl_data::cifar::{CIFAR10, IMAGE_BYTES};
 use mpcl_data::{Dataset, fsutil};
 use mpcl_experiment::runner::{self, Launcher, read_attempts};
 use mpcl_experiment::{Experiment, Report, RunState};
-use mpcl_trainer::Config;
+use mpcl_trainer::run_dir::EpochMetrics;
+use mpcl_trainer::{Config, RunDir};
 
 /// The repository's configs/ folder.
 fn configs() -> PathBuf {
@@ -273,4 +274,71 @@ fn the_cifar_smoke_preset_reaches_the_trainer_on_synthetic_cifar_files() {
             "{console}"
         );
     }
+}
+
+#[test]
+fn the_paper_presets_meet_the_paper_where_it_states_its_setup() {
+    // Each run of cifar10-paper written as the trainer writes it (its resolved config,
+    // metrics and results; the accuracies are placeholders), then reported.
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = Experiment::load(&configs().join("cifar10-paper.toml")).unwrap();
+    for run in &exp.runs {
+        let cfg = Config::parse(&run.toml(), "paper").unwrap();
+        let dir = RunDir::open(&tmp.path().join(run.rel_dir())).unwrap();
+        dir.write_config(&cfg).unwrap();
+        let epoch = EpochMetrics {
+            epoch: 1,
+            step: 97,
+            loss: 5.0,
+            lr: 0.1,
+            views_per_s: 1000.0,
+            seconds: 100.0,
+            grad_alignment: f64::NAN,
+            grad_uniformity: f64::NAN,
+            online_train_top1: f64::NAN,
+            online_test_top1: f64::NAN,
+            skipped_steps: 0,
+        };
+        dir.write_metrics(&[epoch]).unwrap();
+        let results = r#"{"rows": [{"name": "x", "knn": {"top1": 0.5}, "probe": {"top1": 0.6}}]}"#;
+        dir.write("results.json", results.as_bytes()).unwrap();
+    }
+    let report = Report::build(&exp, tmp.path()).unwrap();
+    let paper: Vec<(&str, Option<f64>)> = report
+        .rows
+        .iter()
+        .map(|r| (r.configuration.as_str(), r.paper.as_ref().map(|p| p.top1)))
+        .collect();
+    // docs/science.md §6, ResNet-18 on CIFAR-10: SimCLR 84.5, SimCLR + attention 85.4; the
+    // SimSiam rows' epochs and probe are not stated, so they are withheld with the reason.
+    assert_eq!(
+        paper,
+        [
+            ("simclr", Some(84.5)),
+            ("simclr-attention", Some(85.4)),
+            ("simsiam", None),
+            ("simsiam-multi-stage", None),
+        ]
+    );
+    let why = report.rows[3].paper_withheld.as_deref().unwrap();
+    assert!(
+        why.starts_with("84.8: the paper does not state its epochs"),
+        "{why}"
+    );
+
+    // The smoke variant of the same grid is never compared: a subset, one epoch.
+    let smoke = Experiment::load(&configs().join("cifar10-smoke.toml")).unwrap();
+    let run = &smoke.runs[0];
+    let cfg = Config::parse(&run.toml(), "smoke").unwrap();
+    let dir = RunDir::open(&tmp.path().join("smoke").join(run.rel_dir())).unwrap();
+    dir.write_config(&cfg).unwrap();
+    dir.write_metrics(&[]).unwrap();
+    let results = r#"{"rows": [{"name": "x", "knn": {"top1": 0.5}, "probe": {"top1": 0.6}}]}"#;
+    dir.write("results.json", results.as_bytes()).unwrap();
+    let report = Report::build(&smoke, &tmp.path().join("smoke")).unwrap();
+    let why = report.rows[0].paper_withheld.as_deref().unwrap();
+    assert_eq!(
+        why,
+        "84.5: trained or tested on a subset; 1 epoch, the paper's 200"
+    );
 }
