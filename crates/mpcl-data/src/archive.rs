@@ -37,6 +37,9 @@ pub struct Archive {
     pub top: &'static str,
     /// The files the readers need, relative to `top`.
     pub files: &'static [&'static str],
+    /// The official size in bytes of each of `files`, in order: a copy extracted outside
+    /// mpcl (no manifest) is read when its files have these sizes.
+    pub sizes: &'static [u64],
 }
 
 /// The state of an extracted copy.
@@ -46,6 +49,9 @@ pub enum Check {
     Verified,
     /// Something is there but does not verify; says what.
     Unverified(String),
+    /// Extracted outside mpcl (no manifest), every file at its official size: usable, but
+    /// not checksummed (the archive's md5 covers the archive, not its members).
+    Unmanifested,
     /// Nothing is there.
     Missing,
 }
@@ -75,10 +81,7 @@ impl Archive {
         }
         let manifest = top.join(MANIFEST);
         let Ok(text) = std::fs::read_to_string(&manifest) else {
-            return Ok(Check::Unverified(format!(
-                "{} has no manifest {MANIFEST}: not extracted by mpcl from a verified archive",
-                top.display()
-            )));
+            return self.check_sizes(&top, files);
         };
         let recorded: Vec<(&str, &str, &str)> = text
             .lines()
@@ -114,6 +117,34 @@ impl Archive {
         Ok(Check::Verified)
     }
 
+    /// The check of a tree without a manifest: each file at its official size.
+    fn check_sizes(&self, top: &Path, files: &[&str]) -> Result<Check, DataError> {
+        for name in files {
+            let path = top.join(name);
+            let official = self
+                .files
+                .iter()
+                .position(|f| f == name)
+                .and_then(|i| self.sizes.get(i));
+            let Ok(meta) = std::fs::metadata(&path) else {
+                return Ok(Check::Unverified(format!(
+                    "{} is missing (no manifest {MANIFEST}: not extracted by mpcl)",
+                    path.display()
+                )));
+            };
+            if official != Some(&meta.len()) {
+                return Ok(Check::Unverified(format!(
+                    "{} has {} bytes, the official file {} (no manifest {MANIFEST}: not \
+                     extracted by mpcl, so only sizes can be checked)",
+                    path.display(),
+                    meta.len(),
+                    official.map_or("unknown".into(), u64::to_string)
+                )));
+            }
+        }
+        Ok(Check::Unmanifested)
+    }
+
     /// Makes the verified, extracted copy in `dir`, downloading the archive from `url`
     /// (normally [`Archive::url`]) unless a verified archive is already in `dir`. Returns what
     /// it did, for the user.
@@ -130,9 +161,19 @@ impl Archive {
     ) -> Result<String, DataError> {
         let top = self.extracted(dir);
         let archive = dir.join(self.file);
-        if self.check(dir)? == Check::Verified {
-            remove_if_present(&archive)?;
-            return Ok(format!("{} verified", top.display()));
+        match self.check(dir)? {
+            Check::Verified => {
+                remove_if_present(&archive)?;
+                return Ok(format!("{} verified", top.display()));
+            }
+            Check::Unmanifested => {
+                return Ok(format!(
+                    "{} present, extracted outside mpcl: every file has its official size \
+                     (not checksummed)",
+                    top.display()
+                ));
+            }
+            Check::Unverified(_) | Check::Missing => {}
         }
         let done = if archive.exists() {
             let actual = fsutil::md5_file(&archive)?;

@@ -31,6 +31,8 @@ pub const CIFAR10: Archive = Archive {
         "data_batch_5.bin",
         "test_batch.bin",
     ],
+    // 10 000 records of 1 + 3072 bytes each.
+    sizes: &[30_730_000; 6],
 };
 
 /// The official CIFAR-100 binary archive (docs/science.md §7).
@@ -40,6 +42,8 @@ pub const CIFAR100: Archive = Archive {
     md5: "03b5dce01913d631647c71ecec9e9cb8",
     top: "cifar-100-binary",
     files: &["train.bin", "test.bin"],
+    // 50 000 and 10 000 records of 2 + 3072 bytes.
+    sizes: &[153_700_000, 30_740_000],
 };
 
 /// Which CIFAR-100 labels to load.

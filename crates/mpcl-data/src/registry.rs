@@ -123,7 +123,8 @@ enum Source<'a> {
 pub enum Status {
     /// Every file is there and matches its checksum.
     Verified,
-    /// There, but nothing to verify it against (image folders).
+    /// There, but nothing to verify it against: image folders, and archive trees extracted
+    /// outside mpcl whose files have their official sizes.
     Present,
     /// Something is there but does not verify; says what.
     Unverified(String),
@@ -237,6 +238,7 @@ impl Dataset {
             },
             Source::Archive(archive) => match archive.check(&dir)? {
                 Check::Verified => Status::Verified,
+                Check::Unmanifested => Status::Present,
                 Check::Unverified(why) => Status::Unverified(why),
                 Check::Missing => Status::Missing,
             },
@@ -332,6 +334,11 @@ impl Dataset {
         };
         match archive.check_files(&dir, &files)? {
             Check::Verified => {}
+            Check::Unmanifested => tracing::warn!(
+                "{}: extracted outside mpcl (no manifest); the files have their official sizes \
+                 and are read with format checks, but not checksummed",
+                top.display()
+            ),
             Check::Missing => return Err(self.missing(data_dir)),
             Check::Unverified(why) => return Err(self.with_ways(data_dir, why)),
         }
@@ -356,14 +363,21 @@ impl Dataset {
                 missing(set.title, key, &first, data_dir, &dir, &set.ways(data_dir))
             }
             Source::Archive(a) => {
-                let ways = [format!(
-                    "place {} (from {}, md5 {}) in {} and run the command above: it is \
-                     verified and extracted without a download",
-                    a.file,
-                    a.url,
-                    a.md5,
-                    dir.display()
-                )];
+                let ways = [
+                    format!(
+                        "place {} (from {}, md5 {}) in {} and run the command above: it is \
+                         verified and extracted without a download",
+                        a.file,
+                        a.url,
+                        a.md5,
+                        dir.display()
+                    ),
+                    format!(
+                        "or extract it yourself into {}: its files are read in place when \
+                         they have their official sizes (not checksummed then)",
+                        a.extracted(&dir).display()
+                    ),
+                ];
                 missing(&self.title(), key, a.top, data_dir, &dir, &ways)
             }
             Source::Folder(f) => DataError::Missing {

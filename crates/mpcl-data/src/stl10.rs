@@ -32,6 +32,8 @@ pub const STL10: Archive = Archive {
         "test_y.bin",
         "unlabeled_X.bin",
     ],
+    // 5000, 8000 and 100 000 images of 3 × 96 × 96 bytes; one label byte per image.
+    sizes: &[138_240_000, 5000, 221_184_000, 8000, 2_764_800_000],
 };
 
 /// Reads an image file (`*_X.bin`) and, when given, its labels (`*_y.bin`).

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use mpcl_data::archive::{Archive, MANIFEST};
+use mpcl_data::archive::{Archive, Check, MANIFEST};
 use mpcl_data::cifar::{CIFAR10, IMAGE_BYTES};
 use mpcl_data::{DataError, Dataset, Split, Status, fetch, fsutil};
 
@@ -327,5 +327,75 @@ fn the_registry_provisions_from_a_mirror_and_fails_offline_with_the_ways() {
     assert_eq!(
         Dataset::Cifar10.status(data.path()).unwrap(),
         Status::Missing
+    );
+}
+
+#[test]
+fn a_copy_extracted_outside_mpcl_is_read_when_its_sizes_are_official() {
+    // A hand-extracted test split: 10 000 records (the official 30 730 000 bytes), record r
+    // labelled r mod 10 with every pixel r mod 256, and no manifest.
+    let data = tempfile::tempdir().unwrap();
+    let top = CIFAR10.extracted(&cifar_dir(data.path()));
+    std::fs::create_dir_all(&top).unwrap();
+    let mut bytes = Vec::with_capacity(10_000 * (1 + IMAGE_BYTES));
+    for r in 0..10_000usize {
+        bytes.push((r % 10) as u8);
+        bytes.extend(std::iter::repeat_n((r % 256) as u8, IMAGE_BYTES));
+    }
+    let path = top.join("test_batch.bin");
+    std::fs::write(&path, &bytes).unwrap();
+    let set = Dataset::Cifar10.load(data.path(), Split::Test).unwrap();
+    assert_eq!(set.len(), 10_000);
+    assert_eq!((set.labels[13], set.image(13)[0]), (3, 13));
+    assert_eq!(
+        CIFAR10
+            .check_files(&cifar_dir(data.path()), &["test_batch.bin"])
+            .unwrap(),
+        Check::Unmanifested
+    );
+    // The full tree is incomplete: the training batches are absent.
+    let said = CIFAR10
+        .check_files(&cifar_dir(data.path()), CIFAR10.files)
+        .unwrap();
+    assert!(
+        matches!(&said, Check::Unverified(w) if w.contains("data_batch_1.bin is missing")),
+        "the training split is absent: {said:?}"
+    );
+
+    // One record short: refused, naming the file and both sizes.
+    std::fs::write(&path, &bytes[..bytes.len() - (1 + IMAGE_BYTES)]).unwrap();
+    let err = Dataset::Cifar10
+        .load(data.path(), Split::Test)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{} has 30726927 bytes, the official file 30730000",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn provisioning_keeps_a_complete_copy_extracted_outside_mpcl() {
+    // Every official file at its official size (zero bytes are valid CIFAR records: label 0,
+    // black image): provisioning reports it present and contacts no server (port 9 is
+    // discard, refused here, so a download attempt would fail).
+    let data = tempfile::tempdir().unwrap();
+    let dir = cifar_dir(data.path());
+    let top = CIFAR10.extracted(&dir);
+    std::fs::create_dir_all(&top).unwrap();
+    for (name, &size) in CIFAR10.files.iter().zip(CIFAR10.sizes) {
+        let file = std::fs::File::create(top.join(name)).unwrap();
+        file.set_len(size).unwrap();
+    }
+    let said = CIFAR10
+        .provision(&dir, "http://127.0.0.1:9/unused", &mut no_progress())
+        .unwrap();
+    assert!(said.contains("extracted outside mpcl"), "{said}");
+    assert_eq!(
+        Dataset::Cifar10.status(data.path()).unwrap(),
+        Status::Present
     );
 }

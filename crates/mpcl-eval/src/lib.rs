@@ -14,6 +14,7 @@ pub mod diagnostics;
 mod features;
 mod knn;
 mod probe;
+pub mod projection;
 mod report;
 
 pub use diagnostics::{Diagnostics, DiagnosticsConfig, diagnose};

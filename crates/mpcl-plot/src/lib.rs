@@ -138,15 +138,20 @@ pub enum Panel {
     Bars(Bars),
 }
 
-/// The colour of class or series `i`: a fixed, colour-blind-aware cycle.
+/// The colour of class or series `i`: a fixed cycle of ten, colour-blind-aware first (the
+/// Okabe–Ito hues), so ten-class data sets get one colour per class.
 fn colour(i: usize) -> RGBColor {
-    const CYCLE: [RGBColor; 6] = [
+    const CYCLE: [RGBColor; 10] = [
         RGBColor(0, 114, 178),
         RGBColor(213, 94, 0),
         RGBColor(0, 158, 115),
         RGBColor(204, 121, 167),
         RGBColor(230, 159, 0),
         RGBColor(86, 180, 233),
+        RGBColor(0, 0, 0),
+        RGBColor(140, 86, 75),
+        RGBColor(128, 128, 128),
+        RGBColor(150, 150, 40),
     ];
     CYCLE[i % CYCLE.len()]
 }

@@ -328,6 +328,17 @@ impl Checkpoint {
         &self.state.baselines
     }
 
+    /// The config the checkpoint was written with.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] naming `state.toml` when its `[config]` is not valid for
+    /// this mpcl.
+    pub fn config(&self) -> Result<Config, TrainError> {
+        let path = self.path.join(STATE);
+        let text = toml::to_string(&self.state.config).map_err(|e| fail(&path, e))?;
+        Config::parse(&text, &format!("{} [config]", path.display()))
+    }
+
     /// How `config` differs from the config the checkpoint was written with.
     pub fn changes(&self, config: &Config) -> Changes {
         Changes::between(&self.state.config, &config_table(config))

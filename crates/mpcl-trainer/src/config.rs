@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use mpcl_aggregators::AggregatorsConfig;
 use mpcl_data::augment::AugmentConfig;
 use mpcl_data::{Dataset, DatasetName};
+use mpcl_eval::projection::ProjectionConfig;
 use mpcl_eval::{DiagnosticsConfig, KnnConfig, ProbeConfig};
 use serde::{Deserialize, Serialize};
 
@@ -372,6 +373,9 @@ pub struct EvalConfig {
     pub probe: ProbeConfig,
     /// `[eval.diagnostics]`: samples (2048), collapse_fraction (0.05).
     pub diagnostics: DiagnosticsConfig,
+    /// `[eval.projection]`: the PCA and t-SNE maps of test features in `projection.png`:
+    /// enabled (true), samples (2000), perplexity (30), iterations (1000), theta (0.5).
+    pub projection: ProjectionConfig,
 }
 
 impl Default for EvalConfig {
@@ -383,6 +387,7 @@ impl Default for EvalConfig {
             knn: KnnConfig::default(),
             probe: ProbeConfig::default(),
             diagnostics: DiagnosticsConfig::default(),
+            projection: ProjectionConfig::default(),
         }
     }
 }
@@ -469,6 +474,10 @@ impl Config {
         at_least("train.epochs", t.epochs, 1)?;
         at_least("checkpoint.every_epochs", self.checkpoint.every_epochs, 1)?;
         at_least("checkpoint.keep_last", self.checkpoint.keep_last, 1)?;
+        let projection = &self.eval.projection;
+        positive("eval.projection.perplexity", projection.perplexity)?;
+        positive("eval.projection.theta", projection.theta)?;
+        at_least("eval.projection.iterations", projection.iterations, 1)?;
         at_least("train.batch_size", t.batch_size, 2)?;
         at_least("train.views", t.views, 2)?;
         positive("train.temperature", t.temperature)?;

@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod evaluate;
 pub mod model;
 pub mod online;
 pub mod optim;

@@ -26,8 +26,6 @@ struct Cli {
     command: Cmd,
 }
 
-// FIXME(#11): `mpcl eval --checkpoint … --dataset …`, printing and writing the result table
-// with the code `train` uses.
 #[derive(Subcommand)]
 enum Cmd {
     /// Train and evaluate one experiment; writes a run directory. A run directory with a
@@ -53,6 +51,23 @@ enum Cmd {
         /// Stop once this epoch is trained and checkpointed; run again to continue.
         #[arg(long)]
         stop_after_epoch: Option<usize>,
+    },
+    /// Evaluate a saved model: kNN, linear probe, diagnostics and feature maps, the same
+    /// table `train` ends with; written to `<checkpoint>/eval-<dataset>/` or --out.
+    Eval {
+        /// A run directory (its encoder.safetensors, or its newest checkpoint) or a
+        /// checkpoint directory (checkpoints/step-…).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The data set to evaluate on (default: the one it trained on), e.g. mnist.
+        #[arg(long)]
+        dataset: Option<mpcl_data::DatasetName>,
+        /// The data directory (overrides `data.dir` and $MPCL_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where the results go.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Validate an experiment's config and print it resolved, every default filled in;
     /// `cargo xtask experiment --dry-run` checks each run of a grid with it.
@@ -94,6 +109,23 @@ fn main() -> anyhow::Result<()> {
             train(config, data_dir, target, stop_after_epoch)
         }
         Cmd::Toy { config, runs_dir } => toy(&config, &runs_dir),
+        Cmd::Eval {
+            checkpoint,
+            dataset,
+            data_dir,
+            out,
+        } => {
+            init_stderr_logging();
+            let (rows, out) = mpcl_trainer::evaluate::saved(
+                &checkpoint,
+                dataset,
+                data_dir.as_deref(),
+                out.as_deref(),
+            )?;
+            println!("\n{}", mpcl_eval::markdown_table(&rows));
+            println!("results and feature maps: {}", out.display());
+            Ok(())
+        }
         Cmd::Check { config, origin } => check(&config, origin),
     }
 }
@@ -212,6 +244,28 @@ fn train(
 /// printed on exit.
 const FAILURE: &str = "mpcl::failure";
 
+/// The stderr half of the logging: `RUST_LOG` filters (default info); failures are left
+/// to the error printed on exit.
+fn stderr_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy()
+        .add_directive(format!("{FAILURE}=off").parse().expect("a valid directive"));
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_filter(filter)
+}
+
+/// Logs to stderr only (`RUST_LOG` filters, default info).
+fn init_stderr_logging() {
+    tracing_subscriber::registry().with(stderr_layer()).init();
+}
+
 /// Logs to stderr (`RUST_LOG` filters, default info) and to the run's `log.txt`, appended
 /// to, so a resumed run keeps the log of its earlier parts.
 fn init_logging(dir: &RunDir) -> anyhow::Result<()> {
@@ -221,18 +275,8 @@ fn init_logging(dir: &RunDir) -> anyhow::Result<()> {
         .append(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    let stderr_filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy()
-        .add_directive(format!("{FAILURE}=off").parse()?);
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_target(false)
-                .with_filter(stderr_filter),
-        )
+        .with(stderr_layer())
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(Mutex::new(file))

@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpcl_aggregators::{Aggregator, Change, Step};
 use mpcl_data::augment::Pipeline;
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches, view_groups};
-use mpcl_data::{ImageSet, Split};
-use mpcl_eval::{Encoder, Row, diagnose, knn, labels, markdown_table, probe};
+use mpcl_data::{Dataset, ImageSet, Split};
+use mpcl_eval::{Row, labels};
 use mpcl_losses::{InfoNce, Spectral, simsiam};
 use serde::Serialize;
 use tch::Tensor;
@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::TrainError;
 use crate::checkpoint::{self, Checkpoint, EpochSums, Progress, Snapshot};
 use crate::config::{Config, Method, NonFiniteLoss};
+use crate::evaluate;
 use crate::model::Model;
 use crate::online::OnlineClassifier;
 use crate::run_dir::{EpochMetrics, RunDir};
@@ -73,40 +74,12 @@ pub fn run_until(
     }
     dir.write_config(cfg)?;
     let t = &cfg.train;
-    let threads = match t.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let threads = threads(cfg);
     tch::set_num_threads(threads as i32);
     let device = crate::device::resolve(&t.device)?;
     info!(threads, run_dir = %dir.path().display(), "tch {} on {device:?}", tch_version());
 
-    let data = cfg.data.registry_entry().map_err(TrainError::Invalid)?;
-    let train_set = Arc::new(
-        data.load(data_dir, Split::Train)?
-            .truncated(cfg.data.train_subset),
-    );
-    let test_set = data
-        .load(data_dir, Split::Test)?
-        .truncated(cfg.data.test_subset);
-    info!(train = train_set.len(), test = test_set.len(), dir = %data.dir(data_dir).display(),
-        "{} loaded and verified", data.title());
-    if train_set.channels != 1 {
-        // FIXME(#8): RGB augmentations; the gray pipeline would mix the colour planes.
-        return Err(TrainError::Invalid(format!(
-            "data.dataset = \"{}\" has {} channels; the augmentations handle gray images only \
-             until issue #8 lands",
-            cfg.data.dataset, train_set.channels
-        )));
-    }
-    for (key, asked, have) in [
-        ("data.train_subset", cfg.data.train_subset, train_set.len()),
-        ("data.test_subset", cfg.data.test_subset, test_set.len()),
-    ] {
-        if asked > have {
-            warn!("{key} = {asked} exceeds the {have} images of the split: using all of them");
-        }
-    }
+    let (data, train_set, test_set) = load_sets(cfg, data_dir)?;
     if train_set.len() < t.batch_size {
         return Err(TrainError::Invalid(format!(
             "train.batch_size = {} is larger than the {} training images",
@@ -140,27 +113,7 @@ pub fn run_until(
     if let Some(ck) = &resume {
         baselines = ck.baselines().to_vec();
     } else if cfg.eval.enabled && cfg.eval.baselines {
-        // Raw pixels: images in [0, 1] flattened, the same numbers as `pixel_features`.
-        let mut flatten = |x: &Tensor| x.flatten(1, -1);
-        let pixels = Encoder {
-            encode: &mut flatten,
-            norm: (0.0, 1.0),
-            batch_size: cfg.eval.batch_size,
-            device,
-        };
-        baselines.push(evaluate(
-            cfg,
-            "raw pixels",
-            pixels,
-            (&train_set, &test_set),
-        )?);
-        baselines.push(evaluate_encoder(
-            cfg,
-            "random encoder",
-            &model,
-            &train_set,
-            &test_set,
-        )?);
+        baselines = evaluate::baselines(cfg, &model, (&train_set, &test_set))?;
     }
 
     let sets = (&train_set, &test_set, pipelines.clone());
@@ -203,23 +156,13 @@ pub fn run_until(
         format!("{} epochs", t.epochs)
     };
     let name = format!("{} encoder ({epochs})", t.method.label());
-    let mut rows = vec![evaluate_encoder(cfg, &name, &model, &train_set, &test_set)?];
+    let mut rows = vec![evaluate::encoder(
+        cfg, &name, &model, &train_set, &test_set,
+    )?];
     rows.extend(baselines);
-    let table = markdown_table(&rows);
-    let protocol = format!(
-        "kNN: k = {}, cosine similarity, votes weighted by exp(s/{}). {} Effective rank (of at \
-         most min(n, D)) of the test features; alignment of two augmented views of {} test \
-         images; uniformity (t = 2) of as many test features. Test images unaugmented; {} \
-         training and {} test images.\n",
-        cfg.eval.knn.k,
-        cfg.eval.knn.temperature,
-        cfg.eval.probe.describe(),
-        cfg.eval.diagnostics.samples.min(test_set.len()),
-        train_set.len(),
-        test_set.len()
-    );
-    let report = format!("# {}: {}\n\n{table}\n{protocol}", cfg.name, data.title());
+    let report = evaluate::report(cfg, &data.title(), &rows, (&train_set, &test_set));
     dir.write("results.md", report.as_bytes())?;
+    evaluate::figures(dir.path(), cfg, &model, &test_set, &metrics)?;
     finish(dir, Outcome { rows, metrics })
 }
 
@@ -504,7 +447,7 @@ fn train(
         sums.seconds = seconds_before + start.elapsed().as_secs_f64();
         let online_test = match &online {
             Some(clf) => {
-                let h = encode(cfg, model, test_set);
+                let h = evaluate::encode(cfg, model, test_set);
                 clf.accuracy(&h, &test_labels)
             }
             None => f64::NAN,
@@ -567,96 +510,45 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
     bar
 }
 
-/// Evaluates the model's backbone in eval mode.
-fn evaluate_encoder(
-    cfg: &Config,
-    name: &str,
-    model: &Model,
-    train: &ImageSet,
-    test: &ImageSet,
-) -> Result<Row, TrainError> {
-    let mut encode = |x: &Tensor| model.forward_t(x, false).0;
-    let encoder = Encoder {
-        encode: &mut encode,
-        norm: eval_norm(cfg),
-        batch_size: cfg.eval.batch_size,
-        device: model.device(),
-    };
-    evaluate(cfg, name, encoder, (train, test))
-}
-
-/// The `(mean, std)` that normalises unaugmented images for evaluation: the base
-/// pipeline's, which has one value each since the trainer takes gray images only for now
-/// (FIXME(#8): per-channel normalisation for RGB evaluation).
-fn eval_norm(cfg: &Config) -> (f32, f32) {
-    (cfg.augment.base.mean[0], cfg.augment.base.std[0])
-}
-
-/// Backbone features of unaugmented, normalised images, in eval mode, on the model's device.
-///
-/// # Shapes
-/// Returns `[n, D]`.
-fn encode(cfg: &Config, model: &Model, set: &ImageSet) -> Tensor {
-    let norm = eval_norm(cfg);
-    let mut encode = |x: &Tensor| model.forward_t(x, false).0;
-    mpcl_eval::extract(set, norm, cfg.eval.batch_size, model.device(), &mut encode)
-}
-
-/// kNN, the linear probe and the diagnostics of one representation. Features are of
-/// unaugmented images; the diagnostics' paired views come from the training augmentations.
-fn evaluate(
-    cfg: &Config,
-    name: &str,
-    mut encoder: Encoder,
-    (train, test): (&ImageSet, &ImageSet),
-) -> Result<Row, TrainError> {
-    let start = Instant::now();
-    let (f_train, f_test) = (encoder.extract(train), encoder.extract(test));
-    let (y_train, y_test) = (labels(train), labels(test));
-    let e = &cfg.eval;
-    let knn = knn(&f_train, &y_train, &f_test, &y_test, train.classes, &e.knn);
-    let probe = probe(&e.probe, train, (&f_train, &f_test), &y_test, &mut encoder);
-
-    // Two views of the first test images through the training pipeline, view-major.
-    let n = e.diagnostics.samples.min(test.len());
-    let loader = LoaderConfig {
-        batch_size: n,
-        seed: cfg.train.seed,
-        drop_last: true,
-        prefetch: 1,
-    };
-    let pipelines: Arc<[Pipeline]> = cfg
-        .augment
-        .pipelines(2)
-        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
-        .into();
-    let subset = Arc::new(test.clone().truncated(n));
-    let batch = epoch_batches(subset, pipelines, loader, 0, 0)
-        .recv()
-        .map_err(|_| TrainError::Invalid("no augmented test views for the diagnostics".into()))?;
-    let group = &batch.groups[0];
-    let [c, h, w] = group.dims.map(|d| d as i64);
-    let pixels = Tensor::from_slice(&group.pixels).view([group.views as i64 * n as i64, c, h, w]);
-    let views = encoder.encode_normalised(&pixels);
-    let (a, b) = (
-        views.narrow(0, 0, n as i64),
-        views.narrow(0, n as i64, n as i64),
-    );
-    let diagnostics = diagnose((&a, &b), &f_test, &e.diagnostics)?;
-    if let Some(warning) = diagnostics.warning() {
-        warn!("{name}: {warning}");
+/// The libtorch threads `cfg` asks for: `train.threads`, or one per core for 0.
+pub(crate) fn threads(cfg: &Config) -> usize {
+    match cfg.train.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
-    info!(
-        knn_top1 = format!("{:.4}", knn.top1),
-        probe_top1 = format!("{:.4}", probe.top1),
-        effective_rank = format!("{:.1}", diagnostics.effective_rank),
-        seconds = format!("{:.1}", start.elapsed().as_secs_f64()),
-        "evaluated {name}"
+}
+
+/// The data set of `cfg` from `data_dir`: its registry entry, the training split (shared
+/// with the loader threads) and the test split, subsets applied and checked.
+pub(crate) fn load_sets(
+    cfg: &Config,
+    data_dir: &Path,
+) -> Result<(Dataset, Arc<ImageSet>, ImageSet), TrainError> {
+    let data = cfg.data.registry_entry().map_err(TrainError::Invalid)?;
+    let train_set = Arc::new(
+        data.load(data_dir, Split::Train)?
+            .truncated(cfg.data.train_subset),
     );
-    Ok(Row {
-        name: name.into(),
-        knn,
-        probe,
-        diagnostics,
-    })
+    let test_set = data
+        .load(data_dir, Split::Test)?
+        .truncated(cfg.data.test_subset);
+    info!(train = train_set.len(), test = test_set.len(), dir = %data.dir(data_dir).display(),
+        "{} loaded and verified", data.title());
+    if train_set.channels != 1 {
+        // FIXME(#8): RGB augmentations; the gray pipeline would mix the colour planes.
+        return Err(TrainError::Invalid(format!(
+            "data.dataset = \"{}\" has {} channels; the augmentations handle gray images only \
+             until issue #8 lands",
+            cfg.data.dataset, train_set.channels
+        )));
+    }
+    for (key, asked, have) in [
+        ("data.train_subset", cfg.data.train_subset, train_set.len()),
+        ("data.test_subset", cfg.data.test_subset, test_set.len()),
+    ] {
+        if asked > have {
+            warn!("{key} = {asked} exceeds the {have} images of the split: using all of them");
+        }
+    }
+    Ok((data, train_set, test_set))
 }

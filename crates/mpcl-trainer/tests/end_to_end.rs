@@ -425,3 +425,72 @@ fn a_run_without_evaluation_trains_and_saves_only() {
     let report = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
     assert!(report.contains("Not evaluated"), "{report}");
 }
+
+#[test]
+fn mpcl_eval_reproduces_the_table_of_the_run() {
+    // Oracle: the run's own evaluation of the same weights, written by `mpcl train`; both
+    // paths seed libtorch's generator the same way before evaluating, so they agree exactly.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let runs = tmp.path().join("runs");
+    let out = train(Some(&config), None, &runs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = only_run_dir(&runs);
+    for figure in ["projection.png", "training.png"] {
+        assert!(
+            std::fs::metadata(run.join(figure)).unwrap().len() > 1000,
+            "{figure}"
+        );
+    }
+    let rows = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let trained = rows(&run.join("results.json"))["rows"].clone();
+
+    let eval = |target: &Path, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_mpcl"))
+            .arg("eval")
+            .arg("--checkpoint")
+            .arg(target)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    // From the run directory (encoder.safetensors) and from its last checkpoint.
+    let checkpoint = run.join("checkpoints/step-00000016");
+    for (target, out) in [
+        (&run, tmp.path().join("a")),
+        (&checkpoint, tmp.path().join("b")),
+    ] {
+        let result = eval(target, &out);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let evaluated = rows(&out.join("results.json"));
+        for i in 0..3 {
+            for key in ["knn", "probe", "diagnostics"] {
+                assert_eq!(evaluated[i][key], trained[i][key], "row {i}, {key}");
+            }
+        }
+        assert!(out.join("projection.png").is_file());
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        assert!(stdout.contains("| random encoder |"), "{stdout}");
+    }
+    let bad = eval(tmp.path(), &tmp.path().join("c"));
+    let stderr = failure(&bad);
+    assert!(
+        stderr.contains(&format!(
+            "{}: neither a run directory",
+            tmp.path().display()
+        )),
+        "{stderr}"
+    );
+}
