@@ -42,6 +42,16 @@ fn every_preset_expands_into_configs_the_trainer_accepts() {
         ("stl10.toml", 2 * 3),
         ("imagenet100.toml", 2 * 3),
     ];
+    // Every train preset is listed here (the toy runs `mpcl toy`, not a grid).
+    let mut presets: Vec<String> = std::fs::read_dir(configs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".toml") && n != "toy.toml")
+        .collect();
+    presets.sort();
+    let mut listed: Vec<String> = expected.iter().map(|(f, _)| f.to_string()).collect();
+    listed.sort();
+    assert_eq!(presets, listed, "a preset in configs/ is not checked here");
     for (file, runs) in expected {
         let path = configs().join(file);
         let exp = Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
