@@ -18,7 +18,7 @@ pub mod projection;
 mod report;
 
 pub use diagnostics::{Diagnostics, DiagnosticsConfig, diagnose};
-pub use features::{Encoder, extract, pixel_features};
+pub use features::{Encoder, Normalize, extract, pixel_features};
 pub use knn::{KnnConfig, knn, knn_scores};
 pub use probe::{ProbeConfig, ProbeProtocol, ReferenceProbe, linear_probe, probe, reference_probe};
 pub use report::{Row, markdown_table};

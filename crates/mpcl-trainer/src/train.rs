@@ -534,14 +534,6 @@ pub(crate) fn load_sets(
         .truncated(cfg.data.test_subset);
     info!(train = train_set.len(), test = test_set.len(), dir = %data.dir(data_dir).display(),
         "{} loaded and verified", data.title());
-    if train_set.channels != 1 {
-        // FIXME(#8): RGB augmentations; the gray pipeline would mix the colour planes.
-        return Err(TrainError::Invalid(format!(
-            "data.dataset = \"{}\" has {} channels; the augmentations handle gray images only \
-             until issue #8 lands",
-            cfg.data.dataset, train_set.channels
-        )));
-    }
     for (key, asked, have) in [
         ("data.train_subset", cfg.data.train_subset, train_set.len()),
         ("data.test_subset", cfg.data.test_subset, test_set.len()),
