@@ -559,15 +559,6 @@ impl Config {
         self.augment
             .pipelines(t.views)
             .map_err(|e| format!("augment.{e}"))?;
-        if self.augment.multicrop.count > 0 {
-            // FIXME(#8): the losses take one resolution; multi-crop needs a loss over view
-            // groups (the loader already returns them).
-            return Err(format!(
-                "augment.multicrop.count = {}: multi-crop views are not trained yet (the \
-                 losses take views of one resolution)",
-                self.augment.multicrop.count
-            ));
-        }
         let e = &self.eval;
         at_least("eval.batch_size", e.batch_size, 1)?;
         at_least("eval.knn.k", e.knn.k, 1)?;

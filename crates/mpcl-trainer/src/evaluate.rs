@@ -291,11 +291,13 @@ fn evaluate(
         drop_last: true,
         prefetch: 1,
     };
-    let pipelines: Arc<[Pipeline]> = cfg
+    // The first two training views (multi-crop's small ones are not paired here).
+    let mut pipelines = cfg
         .augment
         .pipelines(2)
-        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
-        .into();
+        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?;
+    pipelines.truncate(2);
+    let pipelines: Arc<[Pipeline]> = pipelines.into();
     let subset = Arc::new(test.clone().truncated(n));
     let batch = epoch_batches(subset, pipelines, loader, 0, 0)
         .recv()

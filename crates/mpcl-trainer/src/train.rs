@@ -217,27 +217,23 @@ fn train(
     // SimSiam's predictor keeps the peak rate, unscheduled, as in the reference.
     let fixed = (t.method == Method::Simsiam).then(|| ("predictor.", t.peak_lr()));
     let mut opt = crate::optim::from_config(t, vs, fixed)?;
+    // The views per image: `train.views`, then `augment.multicrop.count` small crops.
+    let views = pipelines.len();
     let objective = match t.method {
-        Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, t.views)?),
-        Method::Spectral => Objective::Spectral(Spectral::new(t.views, t.spectral_mu)?),
+        Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, views)?),
+        Method::Spectral => Objective::Spectral(Spectral::new(views, t.spectral_mu)?),
         Method::Simsiam => Objective::SimSiam,
     };
     let mut aggregator = cfg
         .aggregators
         .build(set.len(), cfg.model.projector_dim, vs.device());
     let groups = view_groups(&pipelines, (set.channels, set.height, set.width));
-    let [(_, _, [c, h, w])] = groups[..] else {
-        return Err(TrainError::Invalid(format!(
-            "augment: the views have {} resolutions; training takes one",
-            groups.len()
-        )));
-    };
-    let shape = [
-        (t.views * t.batch_size) as i64,
-        c as i64,
-        h as i64,
-        w as i64,
-    ];
+    let resolutions: Vec<String> = groups
+        .iter()
+        .map(|(_, n, [_, h, w])| format!("{n} × {h}×{w}"))
+        .collect();
+    info!("views per image: {}", resolutions.join(" + "));
+    let rows = views * t.batch_size;
 
     // Built at the first batch, when the feature width is known, or from the checkpoint.
     let mut online: Option<OnlineClassifier> = None;
@@ -321,10 +317,21 @@ fn train(
             // what the uninterrupted one would.
             tch::manual_seed(checkpoint::torch_seed(t.seed, progress.step));
             let before: Vec<Tensor> = buffers.iter().map(Tensor::copy).collect();
-            let xs = Tensor::from_slice(&batch.groups[0].pixels)
-                .view(shape)
-                .to_device(vs.device());
-            let (h, z) = model.forward_t(&xs, true);
+            // One forward pass per resolution (multi-crop), rows kept view-major.
+            let (mut hs, mut zs): (Vec<Tensor>, Vec<Tensor>) = batch
+                .groups
+                .iter()
+                .map(|g| {
+                    let [c, h, w] = g.dims.map(|d| d as i64);
+                    let n = (g.views * batch.indices.len()) as i64;
+                    let xs = Tensor::from_slice(&g.pixels).view([n, c, h, w]);
+                    model.forward_t(&xs.to_device(vs.device()), true)
+                })
+                .unzip();
+            let (h, z) = match hs.len() {
+                1 => (hs.remove(0), zs.remove(0)),
+                _ => (Tensor::cat(&hs, 0), Tensor::cat(&zs, 0)),
+            };
             let z = aggregator.transform(&z);
             let indices: Vec<i64> = batch.indices.iter().map(|&i| i as i64).collect();
             let samples = Tensor::from_slice(&indices).to_device(vs.device());
@@ -332,7 +339,7 @@ fn train(
                 backbone: &h,
                 projection: &z,
                 samples: &samples,
-                views: t.views,
+                views,
                 epoch,
             };
             let Change { weights, keys } = aggregator.change(&this_step);
@@ -354,7 +361,7 @@ fn train(
                     let predictor = model.predictor.as_ref().expect("built for SimSiam");
                     let targets = keys.as_ref().unwrap_or(&z);
                     (
-                        simsiam(&predictor.forward_t(&z, true), targets, t.views)?,
+                        simsiam(&predictor.forward_t(&z, true), targets, views)?,
                         None,
                     )
                 }
@@ -363,7 +370,7 @@ fn train(
             progress.step += 1;
             progress.batch += 1;
             let sums = &mut progress.sums;
-            sums.views += shape[0] as usize;
+            sums.views += rows;
             if value.is_finite() {
                 if t.online_classifier {
                     let clf = match &mut online {
@@ -376,7 +383,7 @@ fn train(
                         )?),
                     };
                     // View-major rows: view v of image i is row v·N + i.
-                    let y: Vec<i64> = (0..t.views)
+                    let y: Vec<i64> = (0..views)
                         .flat_map(|_| batch.indices.iter().map(|&i| i64::from(set.labels[i])))
                         .collect();
                     let y = Tensor::from_slice(&y).to_device(vs.device());
@@ -420,7 +427,7 @@ fn train(
                 });
             }
             let elapsed = start.elapsed().as_secs_f64();
-            let rate = ((progress.batch - first_batch) * shape[0] as usize) as f64 / elapsed;
+            let rate = ((progress.batch - first_batch) * rows) as f64 / elapsed;
             let lr = schedule.lr(progress.step - 1);
             let msg = format!("loss {value:.4}  lr {lr:.2e}  {rate:.0} views/s");
             bar.inc(1);
@@ -463,7 +470,7 @@ fn train(
             grad_alignment: sums.grad_alignment / taken,
             grad_uniformity: sums.grad_uniformity / taken,
             online_train_top1: if online.is_some() {
-                sums.online_correct as f64 / (taken * shape[0] as f64)
+                sums.online_correct as f64 / (taken * rows as f64)
             } else {
                 f64::NAN
             },

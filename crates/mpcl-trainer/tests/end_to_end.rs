@@ -550,3 +550,34 @@ fn an_rgb_data_set_trains_and_evaluates_with_per_channel_normalisation() {
     // must classify every test image, a check of the reader and labels end to end.
     assert!(results.contains("| raw pixels | 100.0 |"), "{results}");
 }
+
+#[test]
+fn multi_crop_views_train_at_their_own_resolution() {
+    // Two 28×28 views and two 12×12 crops per image: the loss is InfoNCE over four views,
+    // each resolution forwarded separately; every method takes them.
+    for method in ["simclr", "spectral", "simsiam"] {
+        let cfg = Config::parse(
+            &TINY
+                .replace("[train]\n", &format!("[train]\nmethod = \"{method}\"\n"))
+                .replace("epochs = 2\nbatch_size", "epochs = 1\nbatch_size")
+                .replace(
+                    "[eval.knn]",
+                    "[augment.multicrop]\ncount = 2\nsize = 12\ncrop_scale = [0.05, 0.3]\n\
+                     [eval.knn]",
+                ),
+            "multicrop",
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::create(tmp.path(), "multicrop").unwrap();
+        let outcome = mpcl_trainer::run(&cfg, &mpcl_data::default_data_dir(), &dir).unwrap();
+        let m = &outcome.metrics[0];
+        assert!(m.loss.is_finite(), "{method}: {m:?}");
+        // 8 steps of 64 images × 4 views.
+        assert_eq!(m.step, 8, "{method}");
+        assert!(
+            (m.views_per_s * m.seconds - (8 * 64 * 4) as f64).abs() < 1.0,
+            "{method}: {m:?}"
+        );
+    }
+}
