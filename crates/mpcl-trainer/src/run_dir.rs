@@ -34,10 +34,11 @@ pub struct EpochMetrics {
     /// Wall time of the epoch in seconds.
     pub seconds: f64,
     /// Mean Frobenius norm of the alignment part (messages from positives) of the loss
-    /// gradient with respect to the projector output; NaN for SimSiam, which has no split.
+    /// gradient with respect to the projector output, over the steps measured
+    /// (`train.split_every`); NaN for SimSiam and replaced keys, which have no split.
     pub grad_alignment: f64,
-    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph); NaN
-    /// for SimSiam.
+    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph),
+    /// likewise.
     pub grad_uniformity: f64,
     /// Top-1 accuracy of the online linear classifier on the epoch's augmented training
     /// views, each counted before its update; NaN when `train.online_classifier` is off.

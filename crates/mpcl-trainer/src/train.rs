@@ -343,19 +343,28 @@ fn train(
                 epoch,
             };
             let Change { weights, keys } = aggregator.change(&this_step);
+            // The closed-form split of the gradient into its two messages, for metrics.csv:
+            // every `train.split_every`-th step, and only where it exists (plain InfoNCE
+            // positives, the spectral loss; not SimSiam or replaced keys).
+            let measurable = match &objective {
+                Objective::InfoNce(_) => keys.is_none(),
+                Objective::Spectral(_) => true,
+                Objective::SimSiam => false,
+            };
+            let measure =
+                measurable && t.split_every > 0 && progress.step.is_multiple_of(t.split_every);
             let (loss, split) = match &objective {
                 Objective::InfoNce(nce) => (
                     nce.loss_with_keys(&z, weights.as_ref(), keys.as_ref())?,
-                    // The closed-form split holds for the plain positives only.
-                    match keys {
-                        None => Some(
-                            nce.gradient_split(&z, weights.as_ref())?
-                                .through_normalization(&z),
-                        ),
-                        Some(_) => None,
-                    },
+                    measure
+                        .then(|| nce.gradient_split(&z, weights.as_ref()))
+                        .transpose()?
+                        .map(|split| split.through_normalization(&z)),
                 ),
-                Objective::Spectral(sp) => (sp.loss(&z)?, Some(sp.gradient_split(&z)?)),
+                Objective::Spectral(sp) => (
+                    sp.loss(&z)?,
+                    measure.then(|| sp.gradient_split(&z)).transpose()?,
+                ),
                 Objective::SimSiam => {
                     // Multi-stage aggregation replaces the targets with its mixed keys.
                     let predictor = model.predictor.as_ref().expect("built for SimSiam");
@@ -389,14 +398,10 @@ fn train(
                     let y = Tensor::from_slice(&y).to_device(vs.device());
                     sums.online_correct += clf.step(&h, &y);
                 }
-                // SimSiam has no uniformity term to split off, and replaced keys no closed
-                // form: the epoch's norms are then NaN (not measured).
-                match split {
-                    Some(split) => {
-                        sums.grad_alignment += split.alignment.norm().double_value(&[]);
-                        sums.grad_uniformity += split.uniformity.norm().double_value(&[]);
-                    }
-                    None => (sums.grad_alignment, sums.grad_uniformity) = (f64::NAN, f64::NAN),
+                if let Some(split) = split {
+                    sums.grad_alignment += split.alignment.norm().double_value(&[]);
+                    sums.grad_uniformity += split.uniformity.norm().double_value(&[]);
+                    sums.split_steps += 1;
                 }
                 opt.backward_step(&loss, schedule.lr(progress.step - 1));
                 aggregator.observe(&this_step);
@@ -467,8 +472,9 @@ fn train(
             lr: schedule.lr(progress.step - 1),
             views_per_s: sums.views as f64 / sums.seconds,
             seconds: sums.seconds,
-            grad_alignment: sums.grad_alignment / taken,
-            grad_uniformity: sums.grad_uniformity / taken,
+            // NaN when no step of the epoch was measured (or none can be).
+            grad_alignment: sums.grad_alignment / sums.split_steps as f64,
+            grad_uniformity: sums.grad_uniformity / sums.split_steps as f64,
             online_train_top1: if online.is_some() {
                 sums.online_correct as f64 / (taken * rows as f64)
             } else {
