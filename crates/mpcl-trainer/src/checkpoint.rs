@@ -398,6 +398,8 @@ const HARMLESS: &[&str] = &[
     "train.device",
     "train.on_nonfinite",
     "train.split_every",
+    "train.knn_every",
+    "train.knn_bank",
     "eval",
     "checkpoint",
 ];

@@ -311,6 +311,11 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// `"stop"` (default) or `"skip"`: see [`NonFiniteLoss`].
     pub on_nonfinite: NonFiniteLoss,
+    /// Evaluate the kNN monitor (metrics.csv `knn_test_top1`) every this many epochs; 0
+    /// never. Default 1.
+    pub knn_every: usize,
+    /// Training images in the kNN monitor's memory bank (the first ones). Default 10 000.
+    pub knn_bank: usize,
     /// Measure the alignment/uniformity split of the gradient (metrics.csv) every this many
     /// steps; 0 never. It costs about a fifth of a small-CNN step. Default 10.
     pub split_every: usize,
@@ -342,6 +347,8 @@ impl Default for TrainConfig {
             log_every: 20,
             on_nonfinite: NonFiniteLoss::Stop,
             split_every: 10,
+            knn_every: 1,
+            knn_bank: 10_000,
         }
     }
 }
@@ -478,6 +485,9 @@ impl Config {
         at_least("train.epochs", t.epochs, 1)?;
         at_least("checkpoint.every_epochs", self.checkpoint.every_epochs, 1)?;
         at_least("checkpoint.keep_last", self.checkpoint.keep_last, 1)?;
+        if t.knn_every > 0 {
+            at_least("train.knn_bank", t.knn_bank, 1)?;
+        }
         let projection = &self.eval.projection;
         positive("eval.projection.perplexity", projection.perplexity)?;
         positive("eval.projection.theta", projection.theta)?;

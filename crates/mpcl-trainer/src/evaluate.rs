@@ -127,15 +127,17 @@ pub(crate) fn figures(
             "mean loss",
             vec![series("train", &|m| m.loss)],
         )];
-        if metrics.iter().any(|m| m.online_test_top1.is_finite()) {
-            panels.push(lines(
-                "online linear classifier",
-                "top-1",
-                vec![
-                    series("train views", &|m| m.online_train_top1),
-                    series("test", &|m| m.online_test_top1),
-                ],
-            ));
+        let mut monitors = Vec::new();
+        let any = |f: &dyn Fn(&EpochMetrics) -> f64| metrics.iter().any(|m| f(m).is_finite());
+        if any(&|m| m.online_test_top1) {
+            monitors.push(series("linear, train views", &|m| m.online_train_top1));
+            monitors.push(series("linear, test", &|m| m.online_test_top1));
+        }
+        if any(&|m| m.knn_test_top1) {
+            monitors.push(series("kNN, test", &|m| m.knn_test_top1));
+        }
+        if !monitors.is_empty() {
+            panels.push(lines("online monitors", "top-1", monitors));
         }
         figure(
             &dir.join("training.png"),

@@ -9,7 +9,7 @@ use mpcl_aggregators::{Aggregator, Change, Step};
 use mpcl_data::augment::Pipeline;
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches, view_groups};
 use mpcl_data::{Dataset, ImageSet, Split};
-use mpcl_eval::{Row, labels};
+use mpcl_eval::{Row, knn, labels};
 use mpcl_losses::{InfoNce, Spectral, simsiam};
 use serde::Serialize;
 use tch::Tensor;
@@ -278,6 +278,8 @@ fn train(
         Ok::<_, TrainError>(path)
     };
 
+    // The kNN monitor's memory bank: the first `train.knn_bank` training images.
+    let knn_bank = (**set).clone().truncated(t.knn_bank);
     // The variables a forward pass updates (BN running statistics): a skipped step puts
     // them back as they were.
     let buffers: Vec<Tensor> = match t.on_nonfinite {
@@ -457,12 +459,23 @@ fn train(
         bar.finish_and_clear();
         let sums = &mut progress.sums;
         sums.seconds = seconds_before + start.elapsed().as_secs_f64();
-        let online_test = match &online {
-            Some(clf) => {
-                let h = evaluate::encode(cfg, model, test_set);
-                clf.accuracy(&h, &test_labels)
+        // The monitors: the online classifier and the kNN classifier on the test split
+        // (held out from training), sharing one pass over it.
+        let monitor_knn = t.knn_every > 0 && epoch.is_multiple_of(t.knn_every);
+        let test_features =
+            (online.is_some() || monitor_knn).then(|| evaluate::encode(cfg, model, test_set));
+        let online_test = match (&online, &test_features) {
+            (Some(clf), Some(h)) => clf.accuracy(h, &test_labels),
+            _ => f64::NAN,
+        };
+        let knn_test = match &test_features {
+            Some(h) if monitor_knn => {
+                let bank = evaluate::encode(cfg, model, &knn_bank);
+                let cfg_knn = &cfg.eval.knn;
+                let y = labels(&knn_bank);
+                knn(&bank, &y, h, &test_labels, set.classes, cfg_knn).top1
             }
-            None => f64::NAN,
+            _ => f64::NAN,
         };
         let taken = (per_epoch - sums.skipped) as f64;
         let row = EpochMetrics {
@@ -481,6 +494,7 @@ fn train(
                 f64::NAN
             },
             online_test_top1: online_test,
+            knn_test_top1: knn_test,
             skipped_steps: sums.skipped,
         };
         info!(
@@ -491,6 +505,7 @@ fn train(
             views_per_s = format!("{:.0}", row.views_per_s),
             online_train_top1 = format!("{:.4}", row.online_train_top1),
             online_test_top1 = format!("{:.4}", row.online_test_top1),
+            knn_test_top1 = format!("{:.4}", row.knn_test_top1),
             skipped_steps = row.skipped_steps,
             seconds = format!("{:.1}", row.seconds),
             "epoch {epoch}/{} done",

@@ -86,12 +86,12 @@ fn a_tiny_run_fills_its_run_directory() {
     assert_eq!(
         lines[0],
         "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity,\
-         online_train_top1,online_test_top1,skipped_steps"
+         online_train_top1,online_test_top1,knn_test_top1,skipped_steps"
     );
     for line in &lines[1..] {
         let values: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
-        let (norms, online) = (&values[6..8], &values[8..10]);
-        assert_eq!(values[10], 0.0, "no step skipped: {line}");
+        let (norms, online) = (&values[6..8], &values[8..11]);
+        assert_eq!(values[11], 0.0, "no step skipped: {line}");
         assert!(norms.iter().all(|&n| n > 0.0 && n.is_finite()), "{line}");
         // Accuracies: fractions. Eight steps an epoch are too few to promise more (the first
         // epoch measured 0.08 on the test split here); that it learns is tested in online.rs.
@@ -120,6 +120,9 @@ fn a_tiny_run_fills_its_run_directory() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     let top1 = json["rows"][0]["knn"]["top1"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&top1));
+    // The kNN monitor of the last epoch saw the same encoder, and its bank (10 000 images,
+    // cut to the subset's 512) is the whole training subset: the final kNN's numbers.
+    assert_eq!(json["metrics"][1]["knn_test_top1"].as_f64(), Some(top1));
     // Effective rank lies in [1, min(n, D)] and alignment of unit vectors in [0, 4].
     let diag = &json["rows"][0]["diagnostics"];
     let max_rank = diag["max_rank"].as_f64().unwrap();
