@@ -350,7 +350,14 @@ impl Report {
             }
             finished_count += done.len();
             let first = done.first();
-            let str_at = |p: &[&str]| first.map(|f| f.str_at(p)).unwrap_or_default();
+            // The resolved config of a finished run, else what the experiment asks for.
+            let str_at = |p: &[&str]| match first {
+                Some(f) => f.str_at(p),
+                None => match get_path(&runs[0].table, p) {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => String::new(),
+                },
+            };
             let aggregators = first.map(Finished::aggregators).unwrap_or_default();
             let protocol = first.map(Finished::protocol).unwrap_or_default();
             let mut per_seed = Vec::new();
