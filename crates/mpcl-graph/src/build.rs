@@ -9,7 +9,10 @@ use std::collections::BinaryHeap;
 
 use ndarray::ArrayView2;
 
-use crate::{CsrGraph, GraphError};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{CsrGraph, GraphError, Real};
 
 /// Points per leaf of the k-d tree.
 const LEAF: usize = 16;
@@ -327,6 +330,37 @@ pub fn add_knn_edges(
     CsrGraph::from_triplets(graph.nodes(), triplets)
 }
 
+/// The random graph of the scale benchmarks: each node draws `degree` neighbours uniformly
+/// among all `n` nodes (with replacement, itself included), each draw an entry of weight 1,
+/// duplicates summed; then `A + Aᵀ`. Every node has degree ≥ `degree`, the total weight is
+/// `2·n·degree`. Deterministic for a seed (ChaCha8).
+///
+/// # Errors
+/// [`GraphError::Parameter`] for n = 0 or degree = 0.
+///
+/// Complexity: O(n·degree) draws and a counting sort.
+pub fn random_out_neighbours<T: Real>(
+    n: usize,
+    degree: usize,
+    seed: u64,
+) -> Result<CsrGraph<T>, GraphError> {
+    if n == 0 || degree == 0 {
+        return Err(GraphError::Parameter(format!(
+            "n = {n}, degree = {degree}: both must be ≥ 1"
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut triplets = Vec::with_capacity(2 * n * degree);
+    for i in 0..n {
+        for _ in 0..degree {
+            let j = rng.random_range(0..n);
+            triplets.push((i, j, T::one()));
+            triplets.push((j, i, T::one()));
+        }
+    }
+    CsrGraph::from_triplets(n, triplets)
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::{Array2, array};
@@ -413,6 +447,20 @@ mod tests {
         assert_eq!(rewired.to_dense()[[0, 2]], 0.5);
         assert_eq!(rewired.to_dense()[[0, 0]], 1.0, "the original edges stay");
         assert_eq!(rewired.components(), vec![0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn random_out_neighbours_by_counting() {
+        let g: CsrGraph<f32> = random_out_neighbours(500, 10, 3).unwrap();
+        assert!(g.is_symmetric());
+        // 500·10 draws, each adding 1 to A[i, j] and to A[j, i]: total weight 2·500·10, and
+        // every node's own draws give it degree ≥ 10.
+        let d = g.degrees();
+        assert_eq!(d.iter().sum::<f32>(), 10_000.0);
+        assert!(d.iter().all(|&x| x >= 10.0));
+        let again: CsrGraph<f32> = random_out_neighbours(500, 10, 3).unwrap();
+        assert_eq!(g, again, "same seed, same graph");
+        assert!(random_out_neighbours::<f64>(0, 10, 3).is_err());
     }
 
     #[test]
