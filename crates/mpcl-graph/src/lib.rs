@@ -13,6 +13,7 @@
 //!   oracles for the libtorch implementations.
 //! - [`dynamics`]: the spectral and InfoNCE objectives in feature space, their
 //!   message-passing steps, and the metrics of where the features go.
+//! - [`flow`]: the spectral step on a sparse graph fused into one pass over the features.
 //! - [`classes`]: class separation of features: a distance ratio and a least-squares probe.
 //! - [`trajectory`]: runs of the dynamics with their metrics recorded every m steps.
 //! - [`toy`]: the two-Gaussian toy experiment of science.md §3 (the paper's Figure 1).
@@ -24,6 +25,7 @@ pub mod classes;
 mod csr;
 pub mod dynamics;
 pub mod eigen;
+pub mod flow;
 pub mod linalg;
 pub mod objective;
 mod real;
