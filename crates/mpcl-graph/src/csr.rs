@@ -5,8 +5,8 @@
 //! normalised row (`D^-1/2` is undefined there), so the normalisations reject it by name.
 
 use ndarray::parallel::prelude::*;
-use rayon::prelude::*;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 
 use crate::{GraphError, Real};
 
@@ -30,10 +30,7 @@ impl<T: Real> CsrGraph<T> {
     ///
     /// Complexity: O(n + E + Σᵢ dᵢ log dᵢ) for E triplets and dᵢ entries in row i: a
     /// counting sort by row, then each row sorted in parallel.
-    pub fn from_triplets(
-        n: usize,
-        triplets: Vec<(usize, usize, T)>,
-    ) -> Result<Self, GraphError> {
+    pub fn from_triplets(n: usize, triplets: Vec<(usize, usize, T)>) -> Result<Self, GraphError> {
         if let Some(&(i, j, _)) = triplets.iter().find(|(i, j, _)| *i >= n || *j >= n) {
             return Err(GraphError::Shape(format!(
                 "edge ({i}, {j}) in a graph of {n} nodes"
@@ -207,7 +204,7 @@ impl<T: Real> CsrGraph<T> {
     ///
     /// Each output row is accumulated in registers from the rows of `x` its neighbours
     /// select and written once: the product reads the graph once, gathers E rows of `x` and
-    /// writes `out` once. Row widths 8, 16, 32 and 64 have unrolled kernels.
+    /// writes `out` once. Row widths 1, 8, 16, 32 and 64 have unrolled kernels.
     ///
     /// # Shapes
     /// `x`: `[n, k]`; `out`: `[n, k]`.
@@ -268,6 +265,7 @@ impl<T: Real> CsrGraph<T> {
         let range = self.indptr[i]..self.indptr[i + 1];
         let (cols, weights) = (&self.indices[range.clone()], &self.weights[range]);
         match acc.len() {
+            1 => gather_fixed::<T, 1>(cols, weights, x, acc),
             8 => gather_fixed::<T, 8>(cols, weights, x, acc),
             16 => gather_fixed::<T, 16>(cols, weights, x, acc),
             32 => gather_fixed::<T, 32>(cols, weights, x, acc),
@@ -461,7 +459,7 @@ mod tests {
 
     #[test]
     fn matmul_kernels_match_the_dense_product() {
-        // Every kernel width (8, 16, 32, 64 unrolled; 3 and 40 generic), a transposed input
+        // Every kernel width (1, 8, 16, 32, 64 unrolled; 3 and 40 generic), a transposed input
         // and a strided output, against ndarray's dense product in f64. f64 agrees to
         // rounding (1e-12); f32 sums ≤ 40 terms |Ā[i, j]·x| ≤ 1 with relative error 6e-8
         // each, so 1e-5 bounds it.
@@ -471,7 +469,7 @@ mod tests {
             .unwrap();
         let dense = g.to_dense();
         let g32 = g.cast::<f32>();
-        for k in [3, 8, 16, 32, 40, 64] {
+        for k in [1, 3, 8, 16, 32, 40, 64] {
             let x = crate::eigen::random_block(300, k, k as u64);
             let expected = dense.dot(&x);
             let close = |got: &Array2<f64>, tol: f64| {
@@ -479,7 +477,10 @@ mod tests {
             };
             assert!(close(&g.matmul(x.view()), 1e-12), "f64, k = {k}");
             let x32 = x.mapv(|v| v as f32);
-            assert!(close(&g32.matmul(x32.view()).mapv(f64::from), 1e-5), "f32, k = {k}");
+            assert!(
+                close(&g32.matmul(x32.view()).mapv(f64::from), 1e-5),
+                "f32, k = {k}"
+            );
             let xt = x.t().to_owned();
             let mut out = Array2::zeros((k, 300));
             g.matmul_into(xt.t(), out.view_mut().reversed_axes());

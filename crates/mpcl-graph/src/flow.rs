@@ -223,9 +223,15 @@ mod tests {
         for terms in [Terms::Alignment, Terms::Uniformity, Terms::Both] {
             for renorm in [Renorm::None, Renorm::Global, Renorm::PerRow] {
                 let (worst, big) = gap(&g64, terms, renorm, 20);
-                assert!(worst <= 1e-12 * big, "f64 {terms:?} {renorm:?}: {worst} of {big}");
+                assert!(
+                    worst <= 1e-12 * big,
+                    "f64 {terms:?} {renorm:?}: {worst} of {big}"
+                );
                 let (worst, big) = gap(&g32, terms, renorm, 20);
-                assert!(worst <= 1e-4 * big, "f32 {terms:?} {renorm:?}: {worst} of {big}");
+                assert!(
+                    worst <= 1e-4 * big,
+                    "f32 {terms:?} {renorm:?}: {worst} of {big}"
+                );
             }
         }
     }
@@ -252,6 +258,9 @@ mod tests {
     fn mismatched_features_are_named() {
         let g = random_out_neighbours::<f64>(10, 2, 0).unwrap();
         let err = SpectralFlow::new(&g, Array2::zeros((9, 3))).unwrap_err();
-        assert!(err.to_string().contains("9×3 for a graph of 10 nodes"), "{err}");
+        assert!(
+            err.to_string().contains("9×3 for a graph of 10 nodes"),
+            "{err}"
+        );
     }
 }
