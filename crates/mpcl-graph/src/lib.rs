@@ -8,6 +8,7 @@
 //! - [`Adjacency`]: what the updates need of a graph, for CSR and dense (`Array2`) graphs.
 //! - [`build`]: ε-ball and k-NN graphs from point clouds (k-d tree, no all-pairs pass), the
 //!   graph of views from a view → sample assignment, rewiring with feature-space neighbours.
+//! - [`descent`]: approximate k-NN lists by NN-descent, for many points in many dimensions.
 //! - [`eigen`]: the top eigenpairs of Ā with a convergence report.
 //! - [`objective`]: batch InfoNCE and spectral losses over a graph of views, written once, as
 //!   oracles for the libtorch implementations.
@@ -23,6 +24,7 @@ mod adjacency;
 pub mod build;
 pub mod classes;
 mod csr;
+pub mod descent;
 pub mod dynamics;
 pub mod eigen;
 pub mod flow;
