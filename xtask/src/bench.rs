@@ -309,6 +309,14 @@ fn graph_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
             println!("|   SciPy's largest residual ‖Āv − λv‖ | | | {residual:.1e} | | |");
         }
     }
+    let builders = criterion_medians("graph_build", run.started)?;
+    if !builders.is_empty() {
+        println!("\nk-NN graph builders, k = 10, one run each (recall in the bench's log)");
+        println!("\n| builder | seconds |\n|---|---:|");
+        for (case, seconds) in builders {
+            println!("| {case} | {seconds:.2} |");
+        }
+    }
     Ok(())
 }
 

@@ -11,17 +11,23 @@
 //! `new/estimates.json` layout under `target/criterion/graph_once/` so that `cargo xtask
 //! bench graph` reads both the same way. Every case runs on one thread and on
 //! `MPCL_BENCH_THREADS` (default: all cores), each on its own rayon pool; `T` names it.
+//!
+//! The k-NN builders are timed once each on the widest pool, under `graph_build/` with no
+//! SciPy counterpart (`knn_N_dD_METHOD_tT`): the exact k-d tree and NN-descent with its
+//! recall (see [`builders`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mpcl_graph::CsrGraph;
-use mpcl_graph::build::random_out_neighbours;
+use mpcl_graph::build::{nearest_lists, random_out_neighbours, recall};
+use mpcl_graph::descent::{DescentConfig, nn_descent};
 use mpcl_graph::dynamics::{Renorm, Terms};
 use mpcl_graph::eigen::{EigenConfig, random_block, top_eigenpairs};
 use mpcl_graph::flow::SpectralFlow;
 use ndarray::Array2;
 use rayon::ThreadPool;
+use rayon::prelude::*;
 
 /// Neighbours drawn per node.
 const DEGREE: usize = 10;
@@ -31,7 +37,7 @@ const COLUMNS: usize = 32;
 const PAIRS: usize = 16;
 /// The eigensolver's tolerance.
 const TOL: f64 = 1e-6;
-/// The step size of the fused step; small enough that F stays bounded over the samples.
+/// The step size of the fused step.
 const ETA: f32 = 0.01;
 
 /// The thread counts to run: 1 and `MPCL_BENCH_THREADS`, each with its pool.
@@ -57,9 +63,11 @@ fn abar(n: usize) -> CsrGraph<f64> {
     a.sym_normalized().expect("every node has degree ≥ 10")
 }
 
-/// F `[n, 32]` in f32, entries in [−0.1, 0.1).
+/// F `[n, 32]` in f32, entries uniform in [−1, 1)/√n, so that FᵀF ≈ I/3 and the step
+/// stays bounded however often it runs.
 fn features(n: usize) -> Array2<f32> {
-    random_block(n, COLUMNS, 1).mapv(|v| (0.1 * v) as f32)
+    let scale = (n as f64).sqrt().recip();
+    random_block(n, COLUMNS, 1).mapv(|v| (scale * v) as f32)
 }
 
 /// "1e4" for 10 000.
@@ -93,7 +101,10 @@ fn eigen(g: &CsrGraph<f64>) {
 fn bench(c: &mut Criterion) {
     let pools = pools();
     let mut group = c.benchmark_group("graph");
+    // Ten samples of at least one run each: the eigensolver at 1e5 takes seconds a run.
     group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(2));
     for n in [10_000, 100_000] {
         let g64 = abar(n);
         let g = g64.cast::<f32>();
@@ -115,6 +126,57 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
     once(&pools);
+    builders(&pools[pools.len() - 1]);
+}
+
+/// k-NN graph builders on 1e5 uniform points, timed once on the widest pool: the exact
+/// k-d tree in 2 dimensions, and in 32 dimensions on 1e4 and 2e4 points to show its
+/// quadratic growth there; NN-descent in 2 and 32 dimensions with its recall on 1000
+/// points against exact lists by brute force.
+fn builders((t, pool): &(usize, ThreadPool)) {
+    let k = 10;
+    for (n, d) in [(10_000, 32), (20_000, 32), (100_000, 2)] {
+        let points = random_block(n, d, d as u64);
+        let start = Instant::now();
+        pool.install(|| nearest_lists(points.view(), k).expect("valid points"));
+        let name = format!("knn_{n}_d{d}_kdtree_t{t}");
+        record("graph_build", &name, start.elapsed().as_secs_f64(), 1);
+    }
+    for d in [2, 32] {
+        let n = 100_000;
+        let points = random_block(n, d, d as u64);
+        let start = Instant::now();
+        let found = pool.install(|| nn_descent(points.view(), k, &DescentConfig::default()));
+        let found = found.expect("valid points");
+        let name = format!("knn_{n}_d{d}_descent_t{t}");
+        record("graph_build", &name, start.elapsed().as_secs_f64(), 1);
+        let sample: Vec<usize> = (0..1000).map(|i| i * (n / 1000)).collect();
+        let exact: Vec<Vec<usize>> = pool.install(|| {
+            sample
+                .par_iter()
+                .map(|&i| {
+                    let mut by: Vec<(f64, usize)> = (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| {
+                            let diff = &points.row(i) - &points.row(j);
+                            (diff.dot(&diff), j)
+                        })
+                        .collect();
+                    by.select_nth_unstable_by(k, |a, b| a.0.total_cmp(&b.0));
+                    by[..k].iter().map(|p| p.1).collect()
+                })
+                .collect()
+        });
+        let approx: Vec<Vec<usize>> = sample.iter().map(|&i| found.lists[i].clone()).collect();
+        eprintln!(
+            "NN-descent n = {n}, d = {d}: recall {:.4} on 1000 points, {} rounds, {:.2e} \
+             distances ({:.4} of all pairs)",
+            recall(&approx, &exact),
+            found.rounds,
+            found.distances as f64,
+            found.distances as f64 / (n as f64 * (n - 1) as f64 / 2.0)
+        );
+    }
 }
 
 /// The N = 1e6 cases: median of 5 timed runs after a warm-up, written where criterion
@@ -128,10 +190,10 @@ fn once(pools: &[(usize, ThreadPool)]) {
     for (t, pool) in pools {
         let case = |what: &str| format!("{what}_{}_t{t}", label(n));
         let spmm = median_seconds(pool, || g.matmul_into(f.view(), out.view_mut()));
-        record(&case("spmm"), spmm);
+        record("graph_once", &case("spmm"), spmm, 5);
         let mut flow = SpectralFlow::new(&g, f.clone()).expect("matching shapes");
         let step = median_seconds(pool, || flow.step(ETA, Terms::Both, Renorm::None));
-        record(&case("step"), step);
+        record("graph_once", &case("step"), step, 5);
     }
 }
 
@@ -151,17 +213,18 @@ fn median_seconds(pool: &ThreadPool, mut work: impl FnMut() + Send) -> f64 {
     })
 }
 
-/// Writes `seconds` as `target/criterion/graph_once/<case>/new/estimates.json`
-/// (`median.point_estimate` in nanoseconds), atomically, and prints it.
-fn record(case: &str, seconds: f64) {
-    eprintln!("graph_once/{case}: {:.4} s (median of 5)", seconds);
+/// Writes `seconds` (the median of `runs` runs) as
+/// `target/criterion/<group>/<case>/new/estimates.json` (`median.point_estimate` in
+/// nanoseconds), atomically, and prints it.
+fn record(group: &str, case: &str, seconds: f64, runs: usize) {
+    eprintln!("{group}/{case}: {seconds:.4} s (median of {runs})");
     // The bench binary is target/<profile>/deps/graph-<hash>.
     let exe = std::env::current_exe().expect("the bench binary's path");
     let target = exe
         .ancestors()
         .nth(3)
         .expect("the bench binary lies in target/<profile>/deps");
-    let dir = target.join("criterion/graph_once").join(case).join("new");
+    let dir = target.join("criterion").join(group).join(case).join("new");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     let json = serde_json::json!({ "median": { "point_estimate": seconds * 1e9 } });
     let tmp = dir.join("estimates.json.tmp");
