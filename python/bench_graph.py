@@ -65,7 +65,8 @@ def main():
         out = {"case": case, "nnz": int(g.nnz)}
         if what in ("spmm", "step"):
             g32 = g.astype(np.float32)
-            # Uniform in [−1, 1)/√n as in the Rust bench: FᵀF ≈ I/3, so the step stays bounded.
+            # Uniform in [−1, 1)/√n as in the Rust bench: FᵀF ≈ I/3, the step stays
+            # bounded.
             f = (np.random.default_rng(1).random((n, 32), dtype=np.float32) * 2 - 1) / np.sqrt(n)
             f = f.astype(np.float32)
             repeats = 20 if n <= 100_000 else 5

@@ -56,8 +56,8 @@ const GROUPS: &[Group] = &[
     },
     Group {
         name: "graph",
-        about: "the graph layer at N = 1e4, 1e5, 1e6: Ā·F, the fused spectral step and the top 16 \
-                eigenpairs, against SciPy 1.17 on one core",
+        about: "the graph layer at N = 1e4, 1e5, 1e6: Ā·F, the fused spectral step and the \
+                top 16 eigenpairs, against SciPy 1.17 on one core",
         criterion: &[("mpcl-graph", "graph")],
         side_by_side: Some(graph_side_by_side),
     },

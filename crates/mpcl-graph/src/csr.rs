@@ -257,7 +257,8 @@ impl<T: Real> CsrGraph<T> {
             });
     }
 
-    /// Writes `(A·X)ᵢ = Σⱼ A[i, j]·Xⱼ` into `acc`, with `x` row-major of width `acc.len()`.
+    /// Writes `(A·X)ᵢ = Σⱼ A[i, j]·Xⱼ` into `acc`, with `x` row-major of width
+    /// `acc.len()`.
     ///
     /// # Shapes
     /// `x`: `[n·k]` (row-major `[n, k]`); `acc`: `[k]`.

@@ -16,8 +16,8 @@
 //! cost per Lanczos cycle ≈ (m − p)·(E + 4·n·m) + n·m·p   (products, reorthogonalisation,
 //!                                                        restart to p vectors)
 //! ```
-//! The tolerance is absolute on unit vectors, `‖A vᵢ − λᵢ vᵢ‖ ≤ tol`, which for |λ| ≤ 1 is
-//! at least as strict as ARPACK's (SciPy's `eigsh`) `‖r‖ ≤ tol·|λ|`.
+//! The tolerance is absolute on unit vectors, `‖A vᵢ − λᵢ vᵢ‖ ≤ tol`, which for
+//! |λ| ≤ 1 is at least as strict as ARPACK's (SciPy's `eigsh`) `‖r‖ ≤ tol·|λ|`.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
 use rayon::prelude::*;
@@ -308,9 +308,10 @@ fn lanczos_run(
 /// Makes `w` orthogonal to the rows of `v` by classical Gram–Schmidt, and returns the
 /// coefficients `h = V·w` removed.
 ///
-/// With `semi`, `w` is left as it is when every |vᵢ·w| ≤ √ε·‖w‖: a basis kept orthogonal
-/// to half the working precision gives Ritz values accurate to working precision (Simon,
-/// 1984), so the subtraction is only needed once the recurrence has lost that much. A
+/// With `semi`, `w` is left as it is when every |vᵢ·w| ≤ √ε·‖w‖: a basis kept
+/// orthogonal to half the working precision gives Ritz values accurate to working
+/// precision (Simon, 1984), so the subtraction is only needed once the recurrence has lost
+/// that much. A
 /// second pass runs when the first removed most of `w` (‖w‖ fell below 1/√2 of what it
 /// was: the test of Daniel, Gragg, Kaufman and Stewart, 1976).
 ///
