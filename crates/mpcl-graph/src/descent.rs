@@ -1,7 +1,8 @@
 //! Approximate k-nearest-neighbour lists by NN-descent (Dong, Moses & Li, 2011): a
 //! neighbour of a neighbour is likely a neighbour.
 //!
-//! Every point starts with k + extra random neighbours (wider lists while descending, the k
+//! Every point starts with the k + extra nearest it meets in the leaves of a few
+//! random-projection trees (as PyNNDescent does; lists are wider while descending, the k
 //! nearest returned). Each round, every point joins its recent
 //! ("new") neighbours and reverse neighbours with each other and with the older ones: each
 //! pair (p, q) met this way is a candidate for p's list and q's. Only pairs with a new
@@ -42,6 +43,8 @@ pub struct DescentConfig {
     /// wider lists meet more neighbours of neighbours, which raises the recall in many
     /// dimensions at a cost that grows with the square of the width.
     pub extra: usize,
+    /// Random-projection trees whose leaves seed the lists (0: random initial lists).
+    pub trees: usize,
     /// Seeds the initial lists and the samples.
     pub seed: u64,
 }
@@ -53,6 +56,7 @@ impl Default for DescentConfig {
             sample: 0.5,
             delta: 0.001,
             extra: 10,
+            trees: 4,
             seed: 0,
         }
     }
@@ -106,31 +110,39 @@ pub fn nn_descent(
         )));
     }
     let points = points.as_standard_layout();
-    let dist = |a: usize, b: usize| -> f64 {
-        let (x, y) = (points.row(a), points.row(b));
-        x.iter().zip(y.iter()).map(|(u, v)| (u - v) * (u - v)).sum()
-    };
+    let d = points.ncols();
+    let flat = points.as_slice().expect("a standard layout");
+    let row = |i: usize| &flat[i * d..(i + 1) * d];
+    let dist = |a: usize, b: usize| squared_distance(row(a), row(b));
     let wanted = k;
     let k = (k + cfg.extra).min(n - 1);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut lists: Vec<Vec<Entry>> = (0..n)
-        .map(|i| {
-            let mut list: Vec<Entry> = Vec::with_capacity(k + 1);
-            while list.len() < k {
-                let j = rng.random_range(0..n);
-                if j != i && list.iter().all(|e| e.index != j) {
-                    list.push(Entry {
-                        dist: dist(i, j),
-                        index: j,
-                        new: true,
-                    });
+    // Initial lists: all pairs inside the leaves of random-projection trees, then random
+    // points for lists still short.
+    let mut lists: Vec<Vec<Entry>> = vec![Vec::with_capacity(k + 1); n];
+    let mut init = 0u64;
+    for _tree in 0..cfg.trees {
+        for leaf in rp_leaves(flat, d, (2 * k).max(8), &mut rng) {
+            for (a, &i) in leaf.iter().enumerate() {
+                for &j in &leaf[a + 1..] {
+                    let dij = dist(i, j);
+                    init += 1;
+                    offer(&mut lists[i], k, dij, j);
+                    offer(&mut lists[j], k, dij, i);
                 }
             }
-            list.sort_by(|a, b| a.dist.total_cmp(&b.dist).then(a.index.cmp(&b.index)));
-            list
-        })
-        .collect();
-    let mut distances = (n * k) as u64;
+        }
+    }
+    for (i, list) in lists.iter_mut().enumerate() {
+        while list.len() < k {
+            let j = rng.random_range(0..n);
+            if j != i {
+                init += 1;
+                offer(list, k, dist(i, j), j);
+            }
+        }
+    }
+    let mut distances = init;
     let per_point = ((cfg.sample * k as f64).ceil() as usize).max(1);
     let mut rounds = 0;
     while rounds < cfg.max_rounds {
@@ -178,7 +190,7 @@ pub fn nn_descent(
                 offers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 offers
                     .iter()
-                    .filter(|&&(d, j)| j != i && insert(list, k, d, j))
+                    .filter(|&&(d, j)| j != i && offer(list, k, d, j))
                     .count()
             })
             .sum();
@@ -197,11 +209,15 @@ pub fn nn_descent(
     })
 }
 
-/// Puts `j` at distance `d` into a sorted list of `k`, unless it is there already or not
-/// closer than the last entry; returns whether the list changed.
-fn insert(list: &mut Vec<Entry>, k: usize, d: f64, j: usize) -> bool {
-    let last = list[k - 1];
-    if (d, j) >= (last.dist, last.index) || list.iter().any(|e| e.index == j) {
+/// Puts `j` at distance `d` into a sorted list of at most `k`, unless it is there already
+/// or the list is full and `j` is not closer than its last entry; returns whether the list
+/// changed.
+fn offer(list: &mut Vec<Entry>, k: usize, d: f64, j: usize) -> bool {
+    let full = list.len() >= k;
+    if full && (d, j) >= (list[k - 1].dist, list[k - 1].index) {
+        return false;
+    }
+    if list.iter().any(|e| e.index == j) {
         return false;
     }
     let at = list.partition_point(|e| (e.dist, e.index) < (d, j));
@@ -215,6 +231,63 @@ fn insert(list: &mut Vec<Entry>, k: usize, d: f64, j: usize) -> bool {
     );
     list.truncate(k);
     true
+}
+
+/// `‖x − y‖²` with four partial sums, so that the loop vectorises.
+///
+/// # Shapes
+/// `x`, `y`: `[d]`.
+fn squared_distance(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (xs, ys) = (x.chunks_exact(4), y.chunks_exact(4));
+    let tail: f64 = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    for (a, b) in xs.zip(ys) {
+        for l in 0..4 {
+            acc[l] += (a[l] - b[l]) * (a[l] - b[l]);
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// The leaves (at most `leaf` points each) of a random-projection tree over the rows of
+/// `flat` (`[n, d]` row-major): each set is split by the hyperplane halfway between two of
+/// its points drawn at random, or in halves when that separates nothing.
+fn rp_leaves(flat: &[f64], d: usize, leaf: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+    let n = flat.len() / d;
+    let row = |i: usize| &flat[i * d..(i + 1) * d];
+    let mut stack = vec![(0..n).collect::<Vec<usize>>()];
+    let mut leaves = Vec::new();
+    while let Some(set) = stack.pop() {
+        if set.len() <= leaf {
+            leaves.push(set);
+            continue;
+        }
+        let a = set[rng.random_range(0..set.len())];
+        let b = set[rng.random_range(0..set.len())];
+        let normal: Vec<f64> = row(a).iter().zip(row(b)).map(|(x, y)| x - y).collect();
+        let offset: f64 = normal
+            .iter()
+            .zip(row(a).iter().zip(row(b)))
+            .map(|(w, (x, y))| w * (x + y) / 2.0)
+            .sum();
+        let side = |i: usize| normal.iter().zip(row(i)).map(|(w, x)| w * x).sum::<f64>() > offset;
+        let (left, right): (Vec<usize>, Vec<usize>) = set.iter().partition(|&&i| side(i));
+        if left.is_empty() || right.is_empty() {
+            let mut set = set;
+            let right = set.split_off(set.len() / 2);
+            stack.push(set);
+            stack.push(right);
+        } else {
+            stack.push(left);
+            stack.push(right);
+        }
+    }
+    leaves
 }
 
 /// The join sets of a round for every point: up to `per_point` new neighbours (marked old
@@ -273,8 +346,8 @@ mod tests {
     fn recall_against_the_exact_lists() {
         // Oracle: the exact lists of the k-d tree (itself checked against all pairs in
         // build's tests). Uniform points are the hard case in many dimensions; recall
-        // measured with the defaults at n = 1500–2000: 1.0 (d = 2), 0.997 (16), 0.984 (32).
-        // Asserting 0.95 leaves room for other seeds without hiding a broken join.
+        // measured with the defaults here: 1.0 (d = 2), 0.997 (16), 0.971 (32). Asserting
+        // 0.95 leaves room for other seeds without hiding a broken join.
         for (n, d) in [(3000, 2), (3000, 16), (3000, 32)] {
             let points = random_block(n, d, d as u64);
             let exact = nearest_lists(points.view(), 10).unwrap();
