@@ -204,7 +204,9 @@ impl<T: Real> CsrGraph<T> {
     ///
     /// Each output row is accumulated in registers from the rows of `x` its neighbours
     /// select and written once: the product reads the graph once, gathers E rows of `x` and
-    /// writes `out` once. Row widths 1, 8, 16, 32 and 64 have unrolled kernels.
+    /// writes `out` once. Row widths 1, 8, 16, 32 and 64 have unrolled kernels. On graphs
+    /// whose rows of `x` exceed the caches the gathers' latency bounds it (2–3 GB/s a core
+    /// at 1e6 nodes, docs/graph-scale.md): the 2× over SciPy there is FIXME(#5).
     ///
     /// # Shapes
     /// `x`: `[n, k]`; `out`: `[n, k]`.
