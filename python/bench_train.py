@@ -50,9 +50,9 @@ class SmallCnn(nn.Module):
     """3×3 conv (no bias) + BN + ReLU blocks, 2×2 max-pool after each but the last, global
     average pooling: mpcl's `SmallCnn`."""
 
-    def __init__(self, widths):
+    def __init__(self, widths, in_channels=1):
         super().__init__()
-        layers, c_in = [], 1
+        layers, c_in = [], in_channels
         for i, w in enumerate(widths):
             layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w),
                        nn.ReLU(inplace=True)]

@@ -55,6 +55,13 @@ const GROUPS: &[Group] = &[
         side_by_side: Some(knn_side_by_side),
     },
     Group {
+        name: "step",
+        about: "one SimCLR step (small CNN and CIFAR ResNet-18, 2×256 views of 32×32) against \
+                PyTorch",
+        criterion: &[("mpcl-trainer", "step")],
+        side_by_side: Some(step_side_by_side),
+    },
+    Group {
         name: "train",
         about: "an epoch of the default experiment against PyTorch + torchvision (views per \
                 second, augmentation, loading and training together)",
@@ -204,6 +211,63 @@ fn augment_views(run: &Run<'_>) -> anyhow::Result<()> {
         ("mpcl-data (cifar_simclr/one_view)", ours),
         ("torchvision 0.28, PIL path", reference),
     );
+    Ok(())
+}
+
+/// The criterion step medians just measured (crates/mpcl-trainer/benches/step.rs) against
+/// python/bench_step.py on the same models, threads and batch: views per second and ratios,
+/// and the share of the trainer's per-step gradient split.
+fn step_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
+    let ours = criterion_medians("step", run.started)?;
+    let models: Vec<&str> = ours
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix("_step"))
+        .collect();
+    if models.is_empty() {
+        bail!("no fresh criterion results under target/criterion/step");
+    }
+    let python = python::ensure_env()?;
+    say(format!(
+        "PyTorch: the same steps with python/bench_step.py, {} threads",
+        run.threads
+    ));
+    let mut cmd = Command::new(&python);
+    cmd.arg(root().join("python/bench_step.py"))
+        .args(["--threads", &run.threads.to_string()]);
+    for m in &models {
+        cmd.args(["--model", m]);
+    }
+    let out = cmd.output().context("running python/bench_step.py")?;
+    if !out.status.success() {
+        bail!(
+            "python/bench_step.py failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let median = |name: &str| ours.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
+    println!("\n| model | mpcl views/s | PyTorch views/s | ratio |\n|---|---:|---:|---:|");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("python/bench_step.py printed {line:?}"))?;
+        let (Some(model), Some(theirs)) = (v["model"].as_str(), v["seconds"].as_f64()) else {
+            bail!("python/bench_step.py printed {line:?}: expected model and seconds");
+        };
+        let mine = median(&format!("{model}_step"))
+            .with_context(|| format!("python/bench_step.py timed {model:?}, criterion did not"))?;
+        let rate = |s: f64| 512.0 / s;
+        println!(
+            "| {model} | {:.0} | {:.0} | {:.2} |",
+            rate(mine),
+            rate(theirs),
+            theirs / mine
+        );
+    }
+    if let (Some(step), Some(split)) = (median("small-cnn_step"), median("small-cnn_step_split")) {
+        println!(
+            "\nsmall CNN: the trainer's per-step gradient split adds {:.0} % to the step",
+            100.0 * (split / step - 1.0)
+        );
+    }
     Ok(())
 }
 

@@ -3,11 +3,8 @@
 //! the baselines computed the same way, and the table that reports them.
 //!
 //! The encoder is only ever called under `no_grad` in eval mode; nothing here updates it
-//! (tests/frozen.rs checks its weights bit for bit).
-//!
-//! Not here yet: PNG plots of a 2-D projection (PCA, t-SNE) of the test features coloured by
-//! class, and of the online accuracy over epochs; they wait for the plotting crate
-//! (FIXME(#11)).
+//! (tests/frozen.rs checks its weights bit for bit). `projection` maps features to 2-D (PCA,
+//! t-SNE) for the trainer's figures.
 
 pub mod crop;
 pub mod diagnostics;
@@ -18,7 +15,7 @@ pub mod projection;
 mod report;
 
 pub use diagnostics::{Diagnostics, DiagnosticsConfig, diagnose};
-pub use features::{Encoder, extract, pixel_features};
+pub use features::{Encoder, Normalize, extract, pixel_features};
 pub use knn::{KnnConfig, knn, knn_scores};
 pub use probe::{ProbeConfig, ProbeProtocol, ReferenceProbe, linear_probe, probe, reference_probe};
 pub use report::{Row, markdown_table};

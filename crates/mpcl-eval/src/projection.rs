@@ -1,5 +1,6 @@
 //! Two-dimensional maps of features for figures: PCA, and t-SNE (Barnes-Hut, from the
-//! bhtsne crate) started from the PCA map so that the result is deterministic.
+//! bhtsne crate) started from the PCA map rather than at random, so repeated fits agree up
+//! to the order of the crate's parallel sums.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -70,8 +71,8 @@ pub fn pca(features: &Tensor) -> Vec<(f64, f64)> {
 }
 
 /// A t-SNE map of the rows of `features` under Euclidean distance, initialised with their
-/// PCA map scaled to standard deviation 10⁻⁴ (as openTSNE does), so the same features always
-/// give the same map.
+/// PCA map scaled to standard deviation 10⁻⁴ (as openTSNE does), so the same features give
+/// the same map up to rounding (the Barnes-Hut sums run in parallel).
 ///
 /// # Shapes
 /// `features`: `[n, D]` with `n ≥ 4`; returns `n` points.
@@ -130,7 +131,8 @@ mod tests {
     fn tsne_keeps_separated_clusters_apart_and_is_deterministic() {
         // Two Gaussian clusters 20σ apart in R¹⁰: in the map, each point's nearest
         // neighbour must lie in its own cluster (a property t-SNE preserves for clusters
-        // this far apart), and two fits must agree bit for bit.
+        // this far apart), and two fits must agree to rounding (1e-6 of a map that spans
+        // about 15 units; measured differences were ~1e-8).
         tch::manual_seed(3);
         let a = Tensor::randn([60, 10], tch::kind::DOUBLE_CPU);
         let b = Tensor::randn([60, 10], tch::kind::DOUBLE_CPU) + 20.0;
@@ -141,7 +143,12 @@ mod tests {
             ..Default::default()
         };
         let map = tsne(&x, &cfg);
-        assert_eq!(map, tsne(&x, &cfg));
+        for (p, q) in map.iter().zip(&tsne(&x, &cfg)) {
+            assert!(
+                (p.0 - q.0).abs() < 1e-6 && (p.1 - q.1).abs() < 1e-6,
+                "{p:?} {q:?}"
+            );
+        }
         for (i, p) in map.iter().enumerate() {
             let nearest = (0..map.len())
                 .filter(|&j| j != i)

@@ -5,7 +5,8 @@
 
 use mpcl_data::ImageSet;
 use mpcl_eval::{
-    Encoder, ProbeConfig, ProbeProtocol, ReferenceProbe, extract, labels, pixel_features, probe,
+    Encoder, Normalize, ProbeConfig, ProbeProtocol, ReferenceProbe, extract, labels,
+    pixel_features, probe,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -67,7 +68,10 @@ fn probe_model(
     let mut encode = |x: &Tensor| model.forward_t(x, false);
     let mut encoder = Encoder {
         encode: &mut encode,
-        norm: (0.5, 0.25),
+        norm: Normalize {
+            mean: vec![0.5],
+            std: vec![0.25],
+        },
         batch_size: 32,
         device: Device::Cpu,
     };
@@ -153,6 +157,6 @@ fn identity_encoder_extracts_raw_pixels() {
     // normalisation (0, 1).
     let set = blobs(10, 13);
     let mut flat = |x: &Tensor| x.flatten(1, -1);
-    let f = extract(&set, (0.0, 1.0), 3, Device::Cpu, &mut flat);
+    let f = extract(&set, &Normalize::unit(), 3, Device::Cpu, &mut flat);
     assert!(f.allclose(&pixel_features(&set), 1e-6, 1e-6, false));
 }

@@ -52,10 +52,12 @@ pub struct EpochSums {
     pub loss: f64,
     /// Views processed.
     pub views: usize,
-    /// Σ ‖alignment gradient‖ (NaN once a step had no closed-form split).
+    /// Σ ‖alignment gradient‖ over the measured steps.
     pub grad_alignment: f64,
-    /// Σ ‖uniformity gradient‖ (NaN likewise).
+    /// Σ ‖uniformity gradient‖ over the measured steps.
     pub grad_uniformity: f64,
+    /// Steps whose gradient split was measured (`train.split_every`).
+    pub split_steps: usize,
     /// Online classifier hits on the training views.
     pub online_correct: i64,
     /// Wall time spent in the epoch so far, over all processes that trained it.
@@ -395,6 +397,9 @@ const HARMLESS: &[&str] = &[
     "train.threads",
     "train.device",
     "train.on_nonfinite",
+    "train.split_every",
+    "train.knn_every",
+    "train.knn_bank",
     "eval",
     "checkpoint",
 ];

@@ -311,6 +311,14 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// `"stop"` (default) or `"skip"`: see [`NonFiniteLoss`].
     pub on_nonfinite: NonFiniteLoss,
+    /// Evaluate the kNN monitor (metrics.csv `knn_test_top1`) every this many epochs; 0
+    /// never. Default 1.
+    pub knn_every: usize,
+    /// Training images in the kNN monitor's memory bank (the first ones). Default 10 000.
+    pub knn_bank: usize,
+    /// Measure the alignment/uniformity split of the gradient (metrics.csv) every this many
+    /// steps; 0 never. It costs about a fifth of a small-CNN step. Default 10.
+    pub split_every: usize,
 }
 
 impl Default for TrainConfig {
@@ -338,6 +346,9 @@ impl Default for TrainConfig {
             online_lr: 0.1,
             log_every: 20,
             on_nonfinite: NonFiniteLoss::Stop,
+            split_every: 10,
+            knn_every: 1,
+            knn_bank: 10_000,
         }
     }
 }
@@ -474,6 +485,9 @@ impl Config {
         at_least("train.epochs", t.epochs, 1)?;
         at_least("checkpoint.every_epochs", self.checkpoint.every_epochs, 1)?;
         at_least("checkpoint.keep_last", self.checkpoint.keep_last, 1)?;
+        if t.knn_every > 0 {
+            at_least("train.knn_bank", t.knn_bank, 1)?;
+        }
         let projection = &self.eval.projection;
         positive("eval.projection.perplexity", projection.perplexity)?;
         positive("eval.projection.theta", projection.theta)?;
@@ -559,15 +573,6 @@ impl Config {
         self.augment
             .pipelines(t.views)
             .map_err(|e| format!("augment.{e}"))?;
-        if self.augment.multicrop.count > 0 {
-            // FIXME(#8): the losses take one resolution; multi-crop needs a loss over view
-            // groups (the loader already returns them).
-            return Err(format!(
-                "augment.multicrop.count = {}: multi-crop views are not trained yet (the \
-                 losses take views of one resolution)",
-                self.augment.multicrop.count
-            ));
-        }
         let e = &self.eval;
         at_least("eval.batch_size", e.batch_size, 1)?;
         at_least("eval.knn.k", e.knn.k, 1)?;
@@ -616,10 +621,10 @@ mod tests {
     }
 
     #[test]
-    fn multi_crop_is_rejected_until_the_losses_take_it() {
+    fn multi_crop_parses_and_extra_view_tables_are_named() {
         let toml = "[augment.multicrop]\ncount = 2\nsize = 16\n";
-        let err = Config::parse(toml, "x.toml").unwrap_err().to_string();
-        assert!(err.contains("augment.multicrop.count = 2"), "{err}");
+        let cfg = Config::parse(toml, "x.toml").unwrap();
+        assert_eq!(cfg.augment.pipelines(cfg.train.views).unwrap().len(), 4);
         let err = Config::parse("[augment.view2]\nflip_p = 0.0\n", "x.toml")
             .unwrap_err()
             .to_string();

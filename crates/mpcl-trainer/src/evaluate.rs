@@ -10,7 +10,7 @@ use mpcl_data::augment::Pipeline;
 use mpcl_data::loader::{LoaderConfig, epoch_batches};
 use mpcl_data::{DatasetName, ImageSet};
 use mpcl_eval::projection::{pca, tsne};
-use mpcl_eval::{Encoder, Row, diagnose, knn, labels, markdown_table, probe};
+use mpcl_eval::{Encoder, Normalize, Row, diagnose, knn, labels, markdown_table, probe};
 use mpcl_plot::{Lines, Panel, Scatter, Series, figure};
 use tch::Tensor;
 use tch::nn;
@@ -32,7 +32,7 @@ pub(crate) fn baselines(
     let mut flatten = |x: &Tensor| x.flatten(1, -1);
     let pixels = Encoder {
         encode: &mut flatten,
-        norm: (0.0, 1.0),
+        norm: Normalize::unit(),
         batch_size: cfg.eval.batch_size,
         device: model.device(),
     };
@@ -127,15 +127,17 @@ pub(crate) fn figures(
             "mean loss",
             vec![series("train", &|m| m.loss)],
         )];
-        if metrics.iter().any(|m| m.online_test_top1.is_finite()) {
-            panels.push(lines(
-                "online linear classifier",
-                "top-1",
-                vec![
-                    series("train views", &|m| m.online_train_top1),
-                    series("test", &|m| m.online_test_top1),
-                ],
-            ));
+        let mut monitors = Vec::new();
+        let any = |f: &dyn Fn(&EpochMetrics) -> f64| metrics.iter().any(|m| f(m).is_finite());
+        if any(&|m| m.online_test_top1) {
+            monitors.push(series("linear, train views", &|m| m.online_train_top1));
+            monitors.push(series("linear, test", &|m| m.online_test_top1));
+        }
+        if any(&|m| m.knn_test_top1) {
+            monitors.push(series("kNN, test", &|m| m.knn_test_top1));
+        }
+        if !monitors.is_empty() {
+            panels.push(lines("online monitors", "top-1", monitors));
         }
         figure(
             &dir.join("training.png"),
@@ -250,11 +252,12 @@ pub(crate) fn encoder(
     evaluate(cfg, name, encoder, (train, test))
 }
 
-/// The `(mean, std)` that normalises unaugmented images for evaluation: the base
-/// pipeline's, which has one value each since the trainer takes gray images only for now
-/// (FIXME(#8): per-channel normalisation for RGB evaluation).
-pub(crate) fn eval_norm(cfg: &Config) -> (f32, f32) {
-    (cfg.augment.base.mean[0], cfg.augment.base.std[0])
+/// The normalisation of unaugmented images for evaluation: the base pipeline's, per channel.
+pub(crate) fn eval_norm(cfg: &Config) -> Normalize {
+    Normalize {
+        mean: cfg.augment.base.mean.clone(),
+        std: cfg.augment.base.std.clone(),
+    }
 }
 
 /// Backbone features of unaugmented, normalised images, in eval mode, on the model's device.
@@ -264,7 +267,7 @@ pub(crate) fn eval_norm(cfg: &Config) -> (f32, f32) {
 pub(crate) fn encode(cfg: &Config, model: &Model, set: &ImageSet) -> Tensor {
     let norm = eval_norm(cfg);
     let mut encode = |x: &Tensor| model.forward_t(x, false).0;
-    mpcl_eval::extract(set, norm, cfg.eval.batch_size, model.device(), &mut encode)
+    mpcl_eval::extract(set, &norm, cfg.eval.batch_size, model.device(), &mut encode)
 }
 
 /// kNN, the linear probe and the diagnostics of one representation. Features are of
@@ -290,11 +293,13 @@ fn evaluate(
         drop_last: true,
         prefetch: 1,
     };
-    let pipelines: Arc<[Pipeline]> = cfg
+    // The first two training views (multi-crop's small ones are not paired here).
+    let mut pipelines = cfg
         .augment
         .pipelines(2)
-        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
-        .into();
+        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?;
+    pipelines.truncate(2);
+    let pipelines: Arc<[Pipeline]> = pipelines.into();
     let subset = Arc::new(test.clone().truncated(n));
     let batch = epoch_batches(subset, pipelines, loader, 0, 0)
         .recv()

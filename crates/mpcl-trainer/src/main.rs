@@ -199,6 +199,9 @@ fn train(
         Target::New(runs) => RunDir::create(runs, &cfg.name)?,
         Target::Dir(dir) | Target::Resume(dir) => RunDir::open(dir)?,
     };
+    // Held until the process ends: two processes (two array tasks, a requeue racing its
+    // predecessor) never train in one directory.
+    let _lock = lock(&dir)?;
     if dir.is_finished() {
         let results = std::fs::read_to_string(dir.path().join("results.md")).unwrap_or_default();
         println!("{results}");
@@ -238,6 +241,29 @@ fn train(
         dir.path().display()
     );
     Ok(())
+}
+
+/// Takes the exclusive lock of a run directory (`<run>/.lock`, an advisory file lock that
+/// the operating system releases when the process ends, however it ends).
+fn lock(dir: &RunDir) -> anyhow::Result<std::fs::File> {
+    let path = dir.path().join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use: another mpcl process holds {}",
+            dir.path().display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 /// The log target of a run's failure: it goes to `log.txt` only, since the error itself is

@@ -34,16 +34,20 @@ pub struct EpochMetrics {
     /// Wall time of the epoch in seconds.
     pub seconds: f64,
     /// Mean Frobenius norm of the alignment part (messages from positives) of the loss
-    /// gradient with respect to the projector output; NaN for SimSiam, which has no split.
+    /// gradient with respect to the projector output, over the steps measured
+    /// (`train.split_every`); NaN for SimSiam and replaced keys, which have no split.
     pub grad_alignment: f64,
-    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph); NaN
-    /// for SimSiam.
+    /// Mean Frobenius norm of its uniformity part (messages along the affinity graph),
+    /// likewise.
     pub grad_uniformity: f64,
     /// Top-1 accuracy of the online linear classifier on the epoch's augmented training
     /// views, each counted before its update; NaN when `train.online_classifier` is off.
     pub online_train_top1: f64,
     /// Its top-1 accuracy on the unaugmented test split at the end of the epoch; NaN when off.
     pub online_test_top1: f64,
+    /// kNN top-1 (the `[eval.knn]` settings) of the unaugmented test split against the
+    /// first `train.knn_bank` training images, every `train.knn_every` epochs; NaN between.
+    pub knn_test_top1: f64,
     /// Steps skipped for a non-finite loss (`train.on_nonfinite = "skip"`).
     pub skipped_steps: usize,
 }
@@ -145,11 +149,11 @@ impl RunDir {
     pub fn write_metrics(&self, rows: &[EpochMetrics]) -> Result<(), TrainError> {
         let mut csv = String::from(
             "epoch,step,loss,lr,views_per_s,seconds,grad_alignment,grad_uniformity,\
-                online_train_top1,online_test_top1,skipped_steps\n",
+                online_train_top1,online_test_top1,knn_test_top1,skipped_steps\n",
         );
         for r in rows {
             csv.push_str(&format!(
-                "{},{},{:.6},{:.6e},{:.1},{:.2},{:.6e},{:.6e},{:.4},{:.4},{}\n",
+                "{},{},{:.6},{:.6e},{:.1},{:.2},{:.6e},{:.6e},{:.4},{:.4},{:.4},{}\n",
                 r.epoch,
                 r.step,
                 r.loss,
@@ -160,6 +164,7 @@ impl RunDir {
                 r.grad_uniformity,
                 r.online_train_top1,
                 r.online_test_top1,
+                r.knn_test_top1,
                 r.skipped_steps
             ));
         }

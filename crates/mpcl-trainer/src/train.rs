@@ -9,7 +9,7 @@ use mpcl_aggregators::{Aggregator, Change, Step};
 use mpcl_data::augment::Pipeline;
 use mpcl_data::loader::{LoaderConfig, batches_per_epoch, epoch_batches, view_groups};
 use mpcl_data::{Dataset, ImageSet, Split};
-use mpcl_eval::{Row, labels};
+use mpcl_eval::{Row, knn, labels};
 use mpcl_losses::{InfoNce, Spectral, simsiam};
 use serde::Serialize;
 use tch::Tensor;
@@ -217,27 +217,23 @@ fn train(
     // SimSiam's predictor keeps the peak rate, unscheduled, as in the reference.
     let fixed = (t.method == Method::Simsiam).then(|| ("predictor.", t.peak_lr()));
     let mut opt = crate::optim::from_config(t, vs, fixed)?;
+    // The views per image: `train.views`, then `augment.multicrop.count` small crops.
+    let views = pipelines.len();
     let objective = match t.method {
-        Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, t.views)?),
-        Method::Spectral => Objective::Spectral(Spectral::new(t.views, t.spectral_mu)?),
+        Method::Simclr => Objective::InfoNce(InfoNce::new(t.temperature, views)?),
+        Method::Spectral => Objective::Spectral(Spectral::new(views, t.spectral_mu)?),
         Method::Simsiam => Objective::SimSiam,
     };
     let mut aggregator = cfg
         .aggregators
         .build(set.len(), cfg.model.projector_dim, vs.device());
     let groups = view_groups(&pipelines, (set.channels, set.height, set.width));
-    let [(_, _, [c, h, w])] = groups[..] else {
-        return Err(TrainError::Invalid(format!(
-            "augment: the views have {} resolutions; training takes one",
-            groups.len()
-        )));
-    };
-    let shape = [
-        (t.views * t.batch_size) as i64,
-        c as i64,
-        h as i64,
-        w as i64,
-    ];
+    let resolutions: Vec<String> = groups
+        .iter()
+        .map(|(_, n, [_, h, w])| format!("{n} × {h}×{w}"))
+        .collect();
+    info!("views per image: {}", resolutions.join(" + "));
+    let rows = views * t.batch_size;
 
     // Built at the first batch, when the feature width is known, or from the checkpoint.
     let mut online: Option<OnlineClassifier> = None;
@@ -282,6 +278,8 @@ fn train(
         Ok::<_, TrainError>(path)
     };
 
+    // The kNN monitor's memory bank: the first `train.knn_bank` training images.
+    let knn_bank = (**set).clone().truncated(t.knn_bank);
     // The variables a forward pass updates (BN running statistics): a skipped step puts
     // them back as they were.
     let buffers: Vec<Tensor> = match t.on_nonfinite {
@@ -321,10 +319,21 @@ fn train(
             // what the uninterrupted one would.
             tch::manual_seed(checkpoint::torch_seed(t.seed, progress.step));
             let before: Vec<Tensor> = buffers.iter().map(Tensor::copy).collect();
-            let xs = Tensor::from_slice(&batch.groups[0].pixels)
-                .view(shape)
-                .to_device(vs.device());
-            let (h, z) = model.forward_t(&xs, true);
+            // One forward pass per resolution (multi-crop), rows kept view-major.
+            let (mut hs, mut zs): (Vec<Tensor>, Vec<Tensor>) = batch
+                .groups
+                .iter()
+                .map(|g| {
+                    let [c, h, w] = g.dims.map(|d| d as i64);
+                    let n = (g.views * batch.indices.len()) as i64;
+                    let xs = Tensor::from_slice(&g.pixels).view([n, c, h, w]);
+                    model.forward_t(&xs.to_device(vs.device()), true)
+                })
+                .unzip();
+            let (h, z) = match hs.len() {
+                1 => (hs.remove(0), zs.remove(0)),
+                _ => (Tensor::cat(&hs, 0), Tensor::cat(&zs, 0)),
+            };
             let z = aggregator.transform(&z);
             let indices: Vec<i64> = batch.indices.iter().map(|&i| i as i64).collect();
             let samples = Tensor::from_slice(&indices).to_device(vs.device());
@@ -332,29 +341,38 @@ fn train(
                 backbone: &h,
                 projection: &z,
                 samples: &samples,
-                views: t.views,
+                views,
                 epoch,
             };
             let Change { weights, keys } = aggregator.change(&this_step);
+            // The closed-form split of the gradient into its two messages, for metrics.csv:
+            // every `train.split_every`-th step, and only where it exists (plain InfoNCE
+            // positives, the spectral loss; not SimSiam or replaced keys).
+            let measurable = match &objective {
+                Objective::InfoNce(_) => keys.is_none(),
+                Objective::Spectral(_) => true,
+                Objective::SimSiam => false,
+            };
+            let measure =
+                measurable && t.split_every > 0 && progress.step.is_multiple_of(t.split_every);
             let (loss, split) = match &objective {
                 Objective::InfoNce(nce) => (
                     nce.loss_with_keys(&z, weights.as_ref(), keys.as_ref())?,
-                    // The closed-form split holds for the plain positives only.
-                    match keys {
-                        None => Some(
-                            nce.gradient_split(&z, weights.as_ref())?
-                                .through_normalization(&z),
-                        ),
-                        Some(_) => None,
-                    },
+                    measure
+                        .then(|| nce.gradient_split(&z, weights.as_ref()))
+                        .transpose()?
+                        .map(|split| split.through_normalization(&z)),
                 ),
-                Objective::Spectral(sp) => (sp.loss(&z)?, Some(sp.gradient_split(&z)?)),
+                Objective::Spectral(sp) => (
+                    sp.loss(&z)?,
+                    measure.then(|| sp.gradient_split(&z)).transpose()?,
+                ),
                 Objective::SimSiam => {
                     // Multi-stage aggregation replaces the targets with its mixed keys.
                     let predictor = model.predictor.as_ref().expect("built for SimSiam");
                     let targets = keys.as_ref().unwrap_or(&z);
                     (
-                        simsiam(&predictor.forward_t(&z, true), targets, t.views)?,
+                        simsiam(&predictor.forward_t(&z, true), targets, views)?,
                         None,
                     )
                 }
@@ -363,7 +381,7 @@ fn train(
             progress.step += 1;
             progress.batch += 1;
             let sums = &mut progress.sums;
-            sums.views += shape[0] as usize;
+            sums.views += rows;
             if value.is_finite() {
                 if t.online_classifier {
                     let clf = match &mut online {
@@ -376,20 +394,16 @@ fn train(
                         )?),
                     };
                     // View-major rows: view v of image i is row v·N + i.
-                    let y: Vec<i64> = (0..t.views)
+                    let y: Vec<i64> = (0..views)
                         .flat_map(|_| batch.indices.iter().map(|&i| i64::from(set.labels[i])))
                         .collect();
                     let y = Tensor::from_slice(&y).to_device(vs.device());
                     sums.online_correct += clf.step(&h, &y);
                 }
-                // SimSiam has no uniformity term to split off, and replaced keys no closed
-                // form: the epoch's norms are then NaN (not measured).
-                match split {
-                    Some(split) => {
-                        sums.grad_alignment += split.alignment.norm().double_value(&[]);
-                        sums.grad_uniformity += split.uniformity.norm().double_value(&[]);
-                    }
-                    None => (sums.grad_alignment, sums.grad_uniformity) = (f64::NAN, f64::NAN),
+                if let Some(split) = split {
+                    sums.grad_alignment += split.alignment.norm().double_value(&[]);
+                    sums.grad_uniformity += split.uniformity.norm().double_value(&[]);
+                    sums.split_steps += 1;
                 }
                 opt.backward_step(&loss, schedule.lr(progress.step - 1));
                 aggregator.observe(&this_step);
@@ -420,7 +434,7 @@ fn train(
                 });
             }
             let elapsed = start.elapsed().as_secs_f64();
-            let rate = ((progress.batch - first_batch) * shape[0] as usize) as f64 / elapsed;
+            let rate = ((progress.batch - first_batch) * rows) as f64 / elapsed;
             let lr = schedule.lr(progress.step - 1);
             let msg = format!("loss {value:.4}  lr {lr:.2e}  {rate:.0} views/s");
             bar.inc(1);
@@ -445,12 +459,23 @@ fn train(
         bar.finish_and_clear();
         let sums = &mut progress.sums;
         sums.seconds = seconds_before + start.elapsed().as_secs_f64();
-        let online_test = match &online {
-            Some(clf) => {
-                let h = evaluate::encode(cfg, model, test_set);
-                clf.accuracy(&h, &test_labels)
+        // The monitors: the online classifier and the kNN classifier on the test split
+        // (held out from training), sharing one pass over it.
+        let monitor_knn = t.knn_every > 0 && epoch.is_multiple_of(t.knn_every);
+        let test_features =
+            (online.is_some() || monitor_knn).then(|| evaluate::encode(cfg, model, test_set));
+        let online_test = match (&online, &test_features) {
+            (Some(clf), Some(h)) => clf.accuracy(h, &test_labels),
+            _ => f64::NAN,
+        };
+        let knn_test = match &test_features {
+            Some(h) if monitor_knn => {
+                let bank = evaluate::encode(cfg, model, &knn_bank);
+                let cfg_knn = &cfg.eval.knn;
+                let y = labels(&knn_bank);
+                knn(&bank, &y, h, &test_labels, set.classes, cfg_knn).top1
             }
-            None => f64::NAN,
+            _ => f64::NAN,
         };
         let taken = (per_epoch - sums.skipped) as f64;
         let row = EpochMetrics {
@@ -460,14 +485,16 @@ fn train(
             lr: schedule.lr(progress.step - 1),
             views_per_s: sums.views as f64 / sums.seconds,
             seconds: sums.seconds,
-            grad_alignment: sums.grad_alignment / taken,
-            grad_uniformity: sums.grad_uniformity / taken,
+            // NaN when no step of the epoch was measured (or none can be).
+            grad_alignment: sums.grad_alignment / sums.split_steps as f64,
+            grad_uniformity: sums.grad_uniformity / sums.split_steps as f64,
             online_train_top1: if online.is_some() {
-                sums.online_correct as f64 / (taken * shape[0] as f64)
+                sums.online_correct as f64 / (taken * rows as f64)
             } else {
                 f64::NAN
             },
             online_test_top1: online_test,
+            knn_test_top1: knn_test,
             skipped_steps: sums.skipped,
         };
         info!(
@@ -478,6 +505,7 @@ fn train(
             views_per_s = format!("{:.0}", row.views_per_s),
             online_train_top1 = format!("{:.4}", row.online_train_top1),
             online_test_top1 = format!("{:.4}", row.online_test_top1),
+            knn_test_top1 = format!("{:.4}", row.knn_test_top1),
             skipped_steps = row.skipped_steps,
             seconds = format!("{:.1}", row.seconds),
             "epoch {epoch}/{} done",
@@ -534,14 +562,6 @@ pub(crate) fn load_sets(
         .truncated(cfg.data.test_subset);
     info!(train = train_set.len(), test = test_set.len(), dir = %data.dir(data_dir).display(),
         "{} loaded and verified", data.title());
-    if train_set.channels != 1 {
-        // FIXME(#8): RGB augmentations; the gray pipeline would mix the colour planes.
-        return Err(TrainError::Invalid(format!(
-            "data.dataset = \"{}\" has {} channels; the augmentations handle gray images only \
-             until issue #8 lands",
-            cfg.data.dataset, train_set.channels
-        )));
-    }
     for (key, asked, have) in [
         ("data.train_subset", cfg.data.train_subset, train_set.len()),
         ("data.test_subset", cfg.data.test_subset, test_set.len()),

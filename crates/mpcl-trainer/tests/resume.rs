@@ -206,6 +206,39 @@ fn aggregator_state_resumes_exactly() {
 }
 
 #[test]
+fn two_processes_cannot_train_in_one_run_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = write_config(tmp.path(), SMALL);
+    let run = tmp.path().join("run");
+    let mut first = train(&config, &run, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !run.join("checkpoints").exists() {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        assert!(start.elapsed() < Duration::from_secs(300));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = train(&config, &run, &[]).output().unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("{} is in use", run.display())) && stderr.contains(".lock"),
+        "{stderr}"
+    );
+    // The lock dies with its process: the directory is usable again and resumes.
+    ok(train(&config, &run, &[]).output().unwrap());
+    assert_same_run(straight(), &run);
+}
+
+#[test]
 fn a_config_change_that_breaks_the_resume_is_named_and_harmless_ones_are_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), SMALL);

@@ -1,0 +1,78 @@
+//! One SimCLR training step (forward, InfoNCE at τ = 0.2, backward, AdamW at 3e-3) on 2×256
+//! views of 32×32 RGB, for the small CNN of the default experiment and the CIFAR ResNet-18
+//! with SimCLR's 512→512→128 projector: the workload of python/bench_step.py, which
+//! `cargo xtask bench step` runs in the same invocation.
+//!
+//! `<model>_step` is the bare step; `small-cnn_step_split` adds the closed-form
+//! alignment/uniformity split the trainer computes every `train.split_every` steps for
+//! `metrics.csv`, to show what that costs. Inputs are standard normal (the step's cost does
+//! not depend on the values). `MPCL_BENCH_THREADS` sets the thread count;
+//! `MPCL_BENCH_STEP_MODELS` picks models (`small-cnn,resnet18`).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mpcl_losses::InfoNce;
+use mpcl_trainer::config::{EncoderKind, ModelConfig, TrainConfig};
+use mpcl_trainer::model::Model;
+use tch::{Tensor, nn};
+
+/// Views per step (2 views of 256 images).
+const ROWS: i64 = 512;
+
+fn model_config(name: &str) -> ModelConfig {
+    match name {
+        "small-cnn" => ModelConfig::default(),
+        "resnet18" => ModelConfig {
+            encoder: EncoderKind::Resnet18,
+            projector_hidden: 512,
+            projector_dim: 128,
+            ..ModelConfig::default()
+        },
+        other => panic!("MPCL_BENCH_STEP_MODELS: unknown model {other:?}"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let threads = std::env::var("MPCL_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    tch::set_num_threads(threads as i32);
+    let models =
+        std::env::var("MPCL_BENCH_STEP_MODELS").unwrap_or_else(|_| "small-cnn,resnet18".into());
+    let mut group = c.benchmark_group("step");
+    group.sample_size(10);
+    for name in models.split(',').map(str::trim) {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let model = Model::new(&vs.root(), 3, &model_config(name), false);
+        let train = TrainConfig::default();
+        let mut opt = mpcl_trainer::optim::from_config(&train, &vs, None).unwrap();
+        let nce = InfoNce::new(0.2, 2).unwrap();
+        let x = Tensor::randn([ROWS, 3, 32, 32], tch::kind::FLOAT_CPU);
+        eprintln!("step {name}, {threads} threads, {ROWS} views");
+        group.bench_function(format!("{name}_step"), |b| {
+            b.iter(|| {
+                let (_, z) = model.forward_t(&x, true);
+                let loss = nce.loss(&z, None).unwrap();
+                opt.backward_step(&loss, 3e-3);
+            })
+        });
+        if name == "small-cnn" {
+            group.bench_function(format!("{name}_step_split"), |b| {
+                b.iter(|| {
+                    let (_, z) = model.forward_t(&x, true);
+                    let loss = nce.loss(&z, None).unwrap();
+                    let split = nce.gradient_split(&z, None).unwrap();
+                    let split = split.through_normalization(&z);
+                    let norms = (split.alignment.norm(), split.uniformity.norm());
+                    opt.backward_step(&loss, 3e-3);
+                    (norms.0.double_value(&[]), norms.1.double_value(&[]))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,71 @@
+"""One SimCLR training step in PyTorch: the reference of `cargo xtask bench step`.
+
+The workload of crates/mpcl-trainer/benches/step.rs: 2×256 views of 32×32 RGB (standard
+normal), forward, InfoNCE at τ = 0.2, backward, AdamW at 3e-3 (weight decay 1e-6); the small
+CNN of the default experiment (widths 32-64-128, projector 128→256→128) and torchvision's
+ResNet-18 with the CIFAR stem (3×3 stride-1 convolution, no max-pool) and SimCLR's projector
+512→512→128. Prints one JSON line per model with the median seconds of the timed steps.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torchvision
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_train import SmallCnn, info_nce, projector  # noqa: E402
+
+
+def resnet18_cifar():
+    net = torchvision.models.resnet18()
+    net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    net.fc = nn.Identity()
+    return net
+
+
+def build(name):
+    if name == "small-cnn":
+        return SmallCnn([32, 64, 128], in_channels=3), projector(128, 256, 128)
+    if name == "resnet18":
+        return resnet18_cifar(), projector(512, 512, 128)
+    raise SystemExit(f"unknown model {name!r}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--model", action="append", required=True)
+    p.add_argument("--repeats", type=int, default=10)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    for name in a.model:
+        torch.manual_seed(0)
+        backbone, head = build(name)
+        params = list(backbone.parameters()) + list(head.parameters())
+        opt = torch.optim.AdamW(params, lr=3e-3, weight_decay=1e-6)
+        x = torch.randn(512, 3, 32, 32)
+
+        def step():
+            loss = info_nce(head(backbone(x)), 2, 0.2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        step()  # warm-up
+        times = []
+        for _ in range(a.repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        print(json.dumps({"model": name, "seconds": statistics.median(times)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
