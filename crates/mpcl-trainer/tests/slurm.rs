@@ -2,7 +2,8 @@
 //! generated script's `#SBATCH` lines and runs each array task here with the environment
 //! Slurm gives a task. One task is killed (SIGKILL) after a mid-epoch checkpoint and run
 //! again as a requeue would; it must end bit for bit where an uninterrupted run of the same
-//! configuration ends (the oracle), and the report is rebuilt from the run directories.
+//! configuration ends (the oracle), and the report is rebuilt from the run directories. A
+//! task whose run directory is locked by another process fails without touching it.
 //! The data is the first images of the real Fashion-MNIST, which `cargo xtask test`
 //! provisions.
 
@@ -160,6 +161,29 @@ fn an_array_task_killed_and_requeued_ends_as_an_uninterrupted_run() {
     let status = sbatch.task(1, 0).status().unwrap();
     assert!(status.success(), "task 1: {status}");
     assert!(dirs[1].join("results.json").exists());
+
+    // Two tasks on one run directory: while another process holds the trainer's lock (this
+    // test, standing in for a duplicate task), task 0 fails at once, naming the lock file,
+    // and leaves the directory as it was.
+    let lock_path = dirs[0].join(".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    lock.try_lock().unwrap();
+    assert!(!sbatch.task(0, 0).status().unwrap().success());
+    let out = std::fs::read_to_string(job.logs.join("slurm-4242_0.out")).unwrap();
+    assert!(
+        out.contains(&format!(
+            "another mpcl process holds {}",
+            lock_path.display()
+        )),
+        "{out}"
+    );
+    assert!(!dirs[0].join("checkpoints").exists());
+    drop(lock);
 
     // Task 0 is killed once its mid-epoch checkpoint of step 6 exists (the script `exec`s
     // mpcl, so the kill reaches the trainer itself), then requeued.
