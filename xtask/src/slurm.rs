@@ -5,7 +5,7 @@
 //!
 //! The test cluster lives in a private network namespace (`unshare --net`) that has only
 //! the loopback interface: slurmctld and slurmd listen on every address of their namespace,
-//! and there that is 127.0.0.1 alone. Its munge key, state, spool, logs and configuration
+//! and there every address is on lo. Its munge key, state, spool, logs and configuration
 //! are in a temporary directory; nothing under /etc is read or changed.
 
 use std::path::{Path, PathBuf};
@@ -177,6 +177,10 @@ impl Cluster {
     /// slurmd, and waits for the node to be idle.
     fn start(dir: &Path) -> anyhow::Result<Self> {
         run_cmd(Command::new("ip").args(["link", "set", "lo", "up"]))?;
+        // Slurm resolves its listening address with AI_ADDRCONFIG, which finds nothing where
+        // the only addresses are loopback ones; a benchmarking address (RFC 2544) on lo
+        // satisfies it and, being on lo, reaches nothing outside.
+        run_cmd(Command::new("ip").args(["addr", "add", "198.18.0.1/32", "dev", "lo"]))?;
         let p = |name: &str| dir.join(name);
         for sub in ["state", "spool"] {
             std::fs::create_dir_all(p(sub))?;
