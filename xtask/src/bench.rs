@@ -62,6 +62,13 @@ const GROUPS: &[Group] = &[
         side_by_side: Some(step_side_by_side),
     },
     Group {
+        name: "graph",
+        about: "the graph layer at N = 1e4, 1e5, 1e6: Ā·F, the fused spectral step and the \
+                top 16 eigenpairs, against SciPy 1.17 on one core",
+        criterion: &[("mpcl-graph", "graph")],
+        side_by_side: Some(graph_side_by_side),
+    },
+    Group {
         name: "train",
         about: "an epoch of the default experiment against PyTorch + torchvision (views per \
                 second, augmentation, loading and training together)",
@@ -226,31 +233,20 @@ fn step_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
     if models.is_empty() {
         bail!("no fresh criterion results under target/criterion/step");
     }
-    let python = python::ensure_env()?;
     say(format!(
         "PyTorch: the same steps with python/bench_step.py, {} threads",
         run.threads
     ));
-    let mut cmd = Command::new(&python);
-    cmd.arg(root().join("python/bench_step.py"))
-        .args(["--threads", &run.threads.to_string()]);
+    let mut args = vec!["--threads".to_owned(), run.threads.to_string()];
     for m in &models {
-        cmd.args(["--model", m]);
+        args.extend(["--model".to_owned(), (*m).to_owned()]);
     }
-    let out = cmd.output().context("running python/bench_step.py")?;
-    if !out.status.success() {
-        bail!(
-            "python/bench_step.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let lines = python_json_lines("bench_step.py", &args)?;
     let median = |name: &str| ours.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
     println!("\n| model | mpcl views/s | PyTorch views/s | ratio |\n|---|---:|---:|---:|");
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("python/bench_step.py printed {line:?}"))?;
+    for v in &lines {
         let (Some(model), Some(theirs)) = (v["model"].as_str(), v["seconds"].as_f64()) else {
-            bail!("python/bench_step.py printed {line:?}: expected model and seconds");
+            bail!("python/bench_step.py printed {v}: expected model and seconds");
         };
         let mine = median(&format!("{model}_step"))
             .with_context(|| format!("python/bench_step.py timed {model:?}, criterion did not"))?;
@@ -274,23 +270,107 @@ fn step_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
 /// Runs python/`script` with `args` in the reference environment and returns the
 /// `views_per_s` of the JSON line it prints.
 fn python_views_per_s(script: &str, args: &[String]) -> anyhow::Result<f64> {
+    let lines = python_json_lines(script, args)?;
+    lines
+        .first()
+        .and_then(|v| v["views_per_s"].as_f64())
+        .with_context(|| format!("python/{script} printed no views_per_s: {lines:?}"))
+}
+
+/// Runs python/`script` with `args` in the reference environment (its stderr passed
+/// through) and returns the JSON object of each line it prints.
+fn python_json_lines(script: &str, args: &[String]) -> anyhow::Result<Vec<serde_json::Value>> {
     let python = python::ensure_env()?;
     let out = Command::new(&python)
         .arg(root().join("python").join(script))
         .args(args)
         .output()
         .with_context(|| format!("running python/{script}"))?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
-        bail!(
-            "python/{script} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("python/{script} failed ({})", out.status);
     }
-    let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str::<serde_json::Value>(&line)
-        .ok()
-        .and_then(|v| v["views_per_s"].as_f64())
-        .with_context(|| format!("python/{script} printed no views_per_s: {line}"))
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .with_context(|| format!("python/{script} printed {line:?}: expected JSON"))
+        })
+        .collect()
+}
+
+/// The graph group's cases side by side: criterion's medians (`graph`, N = 1e4 and 1e5) and
+/// the one-shot medians of N = 1e6 (`graph_once`, see crates/mpcl-graph/benches/graph.rs)
+/// against python/bench_graph.py on one core. Prints time ratios and the bandwidth ours
+/// achieves on one thread under a traffic model: the graph (8-byte index and 4-byte weight
+/// per entry, 8-byte row pointers), one 128-byte row of F gathered per entry, F written
+/// once, and for the step F read once more as itself. The entry count is SciPy's graph's
+/// of the same size (the two draw different but equally distributed graphs).
+fn graph_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
+    let mut ours = criterion_medians("graph", run.started)?;
+    ours.extend(criterion_medians("graph_once", run.started)?);
+    let cases: Vec<String> = ours
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix("_t1").map(String::from))
+        .collect();
+    if cases.is_empty() {
+        bail!("no fresh criterion results under target/criterion/graph*");
+    }
+    say("SciPy: the same cases with python/bench_graph.py on one core");
+    let mut args = vec!["--threads".to_string(), "1".to_string()];
+    for case in &cases {
+        args.extend(["--case".to_string(), case.clone()]);
+    }
+    let lines = python_json_lines("bench_graph.py", &args)?;
+    let threads = run.threads;
+    let find = |case: &str, t: usize| {
+        let name = format!("{case}_t{t}");
+        ours.iter().find(|(c, _)| *c == name).map(|(_, s)| *s)
+    };
+    println!(
+        "\n| case | mpcl, 1 thread (s) | mpcl, {threads} threads (s) | SciPy, 1 core (s) | \
+         SciPy / mpcl | mpcl GB/s |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for json in lines {
+        let (Some(case), Some(theirs), Some(nnz)) = (
+            json["case"].as_str(),
+            json["seconds"].as_f64(),
+            json["nnz"].as_f64(),
+        ) else {
+            bail!("python/bench_graph.py printed {json}: expected case, seconds and nnz");
+        };
+        let mine = find(case, 1).with_context(|| format!("no result of ours for {case}"))?;
+        let wide = find(case, threads).map_or("—".into(), |s| format!("{s:.4}"));
+        let n: f64 = case
+            .split('_')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("case {case:?}: expected WHAT_N"))?;
+        let row = 32.0 * 4.0;
+        let graph = nnz * 12.0 + (n + 1.0) * 8.0;
+        let bytes = match case.split('_').next() {
+            Some("spmm") => Some(graph + nnz * row + n * row),
+            Some("step") => Some(graph + nnz * row + 2.0 * n * row),
+            _ => None,
+        };
+        let rate = bytes.map_or("—".into(), |b| format!("{:.1}", b / mine / 1e9));
+        println!(
+            "| {case} | {mine:.4} | {wide} | {theirs:.4} | {:.2} | {rate} |",
+            theirs / mine
+        );
+        if let Some(residual) = json["residual"].as_f64() {
+            println!("|   SciPy's largest residual ‖Āv − λv‖ | | | {residual:.1e} | | |");
+        }
+    }
+    let builders = criterion_medians("graph_build", run.started)?;
+    if !builders.is_empty() {
+        println!("\nk-NN graph builders, k = 10, one run each (recall in the bench's log)");
+        println!("\n| builder | seconds |\n|---|---:|");
+        for (case, seconds) in builders {
+            println!("| {case} | {seconds:.2} |");
+        }
+    }
+    Ok(())
 }
 
 /// Prints two throughputs and the ratio of the first to the second.

@@ -10,8 +10,8 @@
 //!
 //! Files, in the experiment's directory: `report.md`, `report.csv` (one row per
 //! configuration and baseline), `report.json` (the same with every seed's numbers and the
-//! curves), `curves.png` (training loss and the online classifier's test accuracy per epoch,
-//! means over seeds) and `accuracy.png` (bars of both top-1 accuracies).
+//! curves), `curves.png` (training loss, the online classifier's and the kNN monitor's test
+//! accuracy per epoch, means over seeds) and `accuracy.png` (bars of both top-1 accuracies).
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +143,8 @@ pub struct Curve {
     pub loss: Vec<(f64, f64)>,
     /// `(epoch, mean online-classifier test top-1)`, where the classifier ran.
     pub online_test_top1: Vec<(f64, f64)>,
+    /// `(epoch, mean kNN test top-1)` of the online monitor, where it ran.
+    pub knn_test_top1: Vec<(f64, f64)>,
 }
 
 /// The whole report.
@@ -174,6 +176,13 @@ struct Epoch {
     views_per_s: f64,
     seconds: f64,
     online_test_top1: f64,
+    /// The online kNN monitor's test top-1; absent in runs made before it existed.
+    #[serde(default = "nan")]
+    knn_test_top1: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// A baseline's values, gathered over the runs that evaluate it the same way.
@@ -341,7 +350,14 @@ impl Report {
             }
             finished_count += done.len();
             let first = done.first();
-            let str_at = |p: &[&str]| first.map(|f| f.str_at(p)).unwrap_or_default();
+            // The resolved config of a finished run, else what the experiment asks for.
+            let str_at = |p: &[&str]| match first {
+                Some(f) => f.str_at(p),
+                None => match get_path(&runs[0].table, p) {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => String::new(),
+                },
+            };
             let aggregators = first.map(Finished::aggregators).unwrap_or_default();
             let protocol = first.map(Finished::protocol).unwrap_or_default();
             let mut per_seed = Vec::new();
@@ -696,14 +712,20 @@ impl Report {
             log_y: false,
             series: series(|c| &c.loss),
         })];
-        let online = series(|c| &c.online_test_top1);
-        if !online.is_empty() {
+        let accuracy = [
+            (
+                "online linear classifier, test top-1",
+                series(|c| &c.online_test_top1),
+            ),
+            ("kNN monitor, test top-1", series(|c| &c.knn_test_top1)),
+        ];
+        for (title, series) in accuracy.into_iter().filter(|(_, s)| !s.is_empty()) {
             panels.push(Panel::Lines(Lines {
-                title: "online linear classifier, test top-1".into(),
+                title: title.into(),
                 x_label: "epoch".into(),
                 y_label: "accuracy".into(),
                 log_y: false,
-                series: online,
+                series,
             }));
         }
         let path = exp_dir.join("curves.png");
@@ -744,6 +766,7 @@ fn curve(config: &str, done: &[Finished]) -> Curve {
     let epochs = done.iter().map(|f| f.metrics.len()).max().unwrap_or(0);
     let mut loss = Vec::new();
     let mut online = Vec::new();
+    let mut knn = Vec::new();
     for e in 1..=epochs as u64 {
         let at = |f: fn(&Epoch) -> f64| {
             let v: Vec<f64> = done
@@ -754,11 +777,13 @@ fn curve(config: &str, done: &[Finished]) -> Curve {
         };
         loss.extend(at(|m| m.loss));
         online.extend(at(|m| m.online_test_top1));
+        knn.extend(at(|m| m.knn_test_top1));
     }
     Curve {
         configuration: config.to_owned(),
         loss,
         online_test_top1: online,
+        knn_test_top1: knn,
     }
 }
 
@@ -962,6 +987,8 @@ mod tests {
         let c = &report.curves[0];
         assert_eq!(c.loss, [(1.0, 5.0), (2.0, 4.0)]);
         assert_eq!(c.online_test_top1.len(), 1);
+        // metrics.csv without the kNN monitor's column (older runs): no kNN curve.
+        assert!(c.knn_test_top1.is_empty());
         assert!(close(c.online_test_top1[0].1, 0.4));
 
         let md = report.markdown();

@@ -2,14 +2,19 @@
 //!
 //! The point-cloud builders use a k-d tree, so they never compare all pairs: building the
 //! tree costs O(n log n); an ε-ball query visits the cells that meet the ball, a k-NN query
-//! O(log n) cells in low dimensions. In high dimensions (d ≳ 20) k-d trees degrade towards a
-//! scan; scaling to 1e5 points in 32 dimensions is FIXME(#5).
+//! O(log n) cells in low dimensions. In high dimensions (d ≳ 16) k-d trees degrade towards a
+//! scan; there [`nn_descent`](crate::descent::nn_descent) builds an approximate k-NN graph
+//! with a measured recall ([`recall`] against [`nearest_lists`] on a sample).
 
 use std::collections::BinaryHeap;
 
 use ndarray::ArrayView2;
 
-use crate::{CsrGraph, GraphError};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::{CsrGraph, GraphError, Real};
 
 /// Points per leaf of the k-d tree.
 const LEAF: usize = 16;
@@ -203,7 +208,9 @@ pub fn epsilon_ball(points: ArrayView2<f64>, eps: f64) -> Result<CsrGraph, Graph
 
 /// The symmetrised k-nearest-neighbour graph: `i` and `j` linked (weight 1) when either is
 /// among the other's `k` nearest points (the point itself excluded); with `self_loops`, each
-/// point also links to itself.
+/// point also links to itself. Exact, by [`nearest_lists`]; for many points in more than
+/// about 16 dimensions [`nn_descent`](crate::descent::nn_descent) is the scalable
+/// alternative.
 ///
 /// # Shapes
 /// `points`: `[n, d]`.
@@ -211,31 +218,55 @@ pub fn epsilon_ball(points: ArrayView2<f64>, eps: f64) -> Result<CsrGraph, Graph
 /// # Errors
 /// [`GraphError::Parameter`] for k = 0, k ≥ n, or a non-finite coordinate.
 ///
-/// Complexity: O(n log n) to build the index plus about O(n·k·log n) queries in low
-/// dimensions.
+/// Complexity: as [`nearest_lists`], plus O(n·k) to symmetrise.
 pub fn knn(points: ArrayView2<f64>, k: usize, self_loops: bool) -> Result<CsrGraph, GraphError> {
-    let n = points.nrows();
-    if k == 0 || k >= n {
-        return Err(GraphError::Parameter(format!(
-            "k = {k}: need 1 ≤ k < {n} points"
-        )));
-    }
+    let lists = nearest_lists(points, k)?;
+    Ok(graph_of_lists(&lists, self_loops))
+}
+
+/// The exact `k` nearest other points of every point, nearest first (ties by index), from
+/// a k-d tree, queries in parallel.
+///
+/// # Shapes
+/// `points`: `[n, d]`; returns n lists of k indices.
+///
+/// # Errors
+/// [`GraphError::Parameter`] for k = 0, k ≥ n, or a non-finite coordinate.
+///
+/// Complexity: O(n log n) to build the tree; a query visits O(log n) cells in low
+/// dimensions, but in d ≳ 16 dimensions of spread-out data the pruning fails and each
+/// query approaches a scan, O(n²·d) in all.
+pub fn nearest_lists(points: ArrayView2<f64>, k: usize) -> Result<Vec<Vec<usize>>, GraphError> {
+    check_k(points.nrows(), k)?;
     check_points(points)?;
-    let tree = KdTree::new(points);
-    let mut triplets = Vec::with_capacity(2 * n * k + n);
-    for (i, row) in points.rows().into_iter().enumerate() {
-        let q = row.as_slice().expect("rows of a standard layout");
-        // k + 1 nearest include the point itself (or a duplicate of it).
-        let mut near = tree.nearest(q, k + 1);
-        match near.iter().position(|&j| j == i) {
-            Some(pos) => {
-                near.remove(pos);
-            }
-            None => {
-                near.pop();
-            }
-        }
-        for j in near {
+    let points = points.as_standard_layout();
+    let tree = KdTree::new(points.view());
+    let lists = (0..points.nrows())
+        .into_par_iter()
+        .map(|i| {
+            let q = points.row(i);
+            // k + 1 nearest include the point itself (or a duplicate of it).
+            let mut near = tree.nearest(q.as_slice().expect("a standard layout"), k + 1);
+            match near.iter().position(|&j| j == i) {
+                Some(pos) => near.remove(pos),
+                None => near.pop().expect("k + 1 ≥ 2 neighbours"),
+            };
+            near
+        })
+        .collect();
+    Ok(lists)
+}
+
+/// The symmetrised graph of neighbour lists: `i` and `j` linked (weight 1) when either
+/// lists the other; with `self_loops`, each node also links to itself.
+///
+/// # Panics
+/// If a list names a node ≥ the number of lists.
+pub fn graph_of_lists(lists: &[Vec<usize>], self_loops: bool) -> CsrGraph {
+    let n = lists.len();
+    let mut triplets = Vec::with_capacity(2 * lists.iter().map(Vec::len).sum::<usize>() + n);
+    for (i, near) in lists.iter().enumerate() {
+        for &j in near {
             triplets.push((i, j, 1.0));
             triplets.push((j, i, 1.0));
         }
@@ -246,10 +277,45 @@ pub fn knn(points: ArrayView2<f64>, k: usize, self_loops: bool) -> Result<CsrGra
     // Mutual neighbours were pushed twice: keep one edge of weight 1.
     triplets.sort_unstable_by_key(|&(i, j, _)| (i, j));
     triplets.dedup_by_key(|&mut (i, j, _)| (i, j));
-    CsrGraph::from_triplets(n, triplets)
+    CsrGraph::from_triplets(n, triplets).expect("indices below n, weights 1")
 }
 
-fn check_points(points: ArrayView2<f64>) -> Result<(), GraphError> {
+/// The mean fraction of each exact list found in the approximate one: the recall of an
+/// approximate k-NN search, in [0, 1].
+///
+/// # Panics
+/// If the two have different lengths.
+pub fn recall(approx: &[Vec<usize>], exact: &[Vec<usize>]) -> f64 {
+    assert_eq!(
+        approx.len(),
+        exact.len(),
+        "recall of lists of different lengths"
+    );
+    let found: usize = approx
+        .iter()
+        .zip(exact)
+        .map(|(a, e)| e.iter().filter(|j| a.contains(j)).count())
+        .sum();
+    let total: usize = exact.iter().map(Vec::len).sum();
+    if total == 0 {
+        1.0
+    } else {
+        found as f64 / total as f64
+    }
+}
+
+/// Checks `1 ≤ k < n`.
+pub(crate) fn check_k(n: usize, k: usize) -> Result<(), GraphError> {
+    if k == 0 || k >= n {
+        return Err(GraphError::Parameter(format!(
+            "k = {k}: need 1 ≤ k < {n} points"
+        )));
+    }
+    Ok(())
+}
+
+/// Rejects a non-finite coordinate, naming it.
+pub(crate) fn check_points(points: ArrayView2<f64>) -> Result<(), GraphError> {
     match points.indexed_iter().find(|(_, v)| !v.is_finite()) {
         Some(((i, d), v)) => Err(GraphError::Parameter(format!(
             "point {i} has coordinate {d} = {v}"
@@ -325,6 +391,37 @@ pub fn add_knn_edges(
     let mut triplets: Vec<_> = graph.triplets().collect();
     triplets.extend(extra.triplets().map(|(i, j, _)| (i, j, weight)));
     CsrGraph::from_triplets(graph.nodes(), triplets)
+}
+
+/// The random graph of the scale benchmarks: each node draws `degree` neighbours uniformly
+/// among all `n` nodes (with replacement, itself included), each draw an entry of weight 1,
+/// duplicates summed; then `A + Aᵀ`. Every node has degree ≥ `degree`, the total weight is
+/// `2·n·degree`. Deterministic for a seed (ChaCha8).
+///
+/// # Errors
+/// [`GraphError::Parameter`] for n = 0 or degree = 0.
+///
+/// Complexity: O(n·degree) draws and a counting sort.
+pub fn random_out_neighbours<T: Real>(
+    n: usize,
+    degree: usize,
+    seed: u64,
+) -> Result<CsrGraph<T>, GraphError> {
+    if n == 0 || degree == 0 {
+        return Err(GraphError::Parameter(format!(
+            "n = {n}, degree = {degree}: both must be ≥ 1"
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut triplets = Vec::with_capacity(2 * n * degree);
+    for i in 0..n {
+        for _ in 0..degree {
+            let j = rng.random_range(0..n);
+            triplets.push((i, j, T::one()));
+            triplets.push((j, i, T::one()));
+        }
+    }
+    CsrGraph::from_triplets(n, triplets)
 }
 
 #[cfg(test)]
@@ -413,6 +510,20 @@ mod tests {
         assert_eq!(rewired.to_dense()[[0, 2]], 0.5);
         assert_eq!(rewired.to_dense()[[0, 0]], 1.0, "the original edges stay");
         assert_eq!(rewired.components(), vec![0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn random_out_neighbours_by_counting() {
+        let g: CsrGraph<f32> = random_out_neighbours(500, 10, 3).unwrap();
+        assert!(g.is_symmetric());
+        // 500·10 draws, each adding 1 to A[i, j] and to A[j, i]: total weight 2·500·10, and
+        // every node's own draws give it degree ≥ 10.
+        let d = g.degrees();
+        assert_eq!(d.iter().sum::<f32>(), 10_000.0);
+        assert!(d.iter().all(|&x| x >= 10.0));
+        let again: CsrGraph<f32> = random_out_neighbours(500, 10, 3).unwrap();
+        assert_eq!(g, again, "same seed, same graph");
+        assert!(random_out_neighbours::<f64>(0, 10, 3).is_err());
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! - [`Adjacency`]: what the updates need of a graph, for CSR and dense (`Array2`) graphs.
 //! - [`build`]: ε-ball and k-NN graphs from point clouds (k-d tree, no all-pairs pass), the
 //!   graph of views from a view → sample assignment, rewiring with feature-space neighbours.
+//! - [`descent`]: approximate k-NN lists by NN-descent, for many points in many dimensions.
 //! - [`eigen`]: the top eigenpairs of Ā with a convergence report.
 //! - [`objective`]: batch InfoNCE and spectral losses over a graph of views, written once, as
 //!   oracles for the libtorch implementations.
 //! - [`dynamics`]: the spectral and InfoNCE objectives in feature space, their
 //!   message-passing steps, and the metrics of where the features go.
+//! - [`flow`]: the spectral step on a sparse graph fused into one pass over the features.
 //! - [`classes`]: class separation of features: a distance ratio and a least-squares probe.
 //! - [`trajectory`]: runs of the dynamics with their metrics recorded every m steps.
 //! - [`toy`]: the two-Gaussian toy experiment of science.md §3 (the paper's Figure 1).
@@ -22,8 +24,10 @@ mod adjacency;
 pub mod build;
 pub mod classes;
 mod csr;
+pub mod descent;
 pub mod dynamics;
 pub mod eigen;
+pub mod flow;
 pub mod linalg;
 pub mod objective;
 mod real;

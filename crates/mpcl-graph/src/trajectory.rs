@@ -419,9 +419,14 @@ mod tests {
             .iter()
             .map(|r| r.principal_angles.as_ref().unwrap()[1])
             .collect();
-        // Angles computed as acos of cosines bottom out at 0 near √ε ≈ 1e-8: non-increasing,
-        // and below the 1e-3 rad on this graph with a clear gap.
-        assert!(largest.windows(2).all(|w| w[1] <= w[0]), "{largest:?}");
+        // Angles computed as acos of cosines bottom out at 0 near √ε ≈ 1e-8, where they step
+        // between 0 and 1.49e-8 = acos(1 − ε): non-increasing up to that step, and below the
+        // issue's 1e-3 rad on this graph with a clear gap.
+        let floor = (1.0 - f64::EPSILON).acos();
+        assert!(
+            largest.windows(2).all(|w| w[1] <= w[0].max(floor)),
+            "{largest:?}"
+        );
         assert!(
             *largest.last().unwrap() < 1e-3 && largest[0] > 0.1,
             "{largest:?}"

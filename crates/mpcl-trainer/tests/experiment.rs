@@ -1,8 +1,8 @@
 //! Experiment grids through the real `mpcl` binary: every preset in configs/ validates with
 //! the trainer's parser, the comparison preset shrunk to the first images of the real
 //! Fashion-MNIST (which `cargo xtask test` provisions) runs, skips and resumes end to end
-//! into a report, and the CIFAR smoke preset reaches the trainer on synthetic files in the
-//! CIFAR binary format.
+//! into a report, and the CIFAR smoke preset runs on synthetic files in the CIFAR binary
+//! format.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -223,6 +223,12 @@ fn a_grid_runs_resumes_an_interrupted_run_skips_finished_ones_and_reports() {
         ]
     );
     assert_eq!(report.rows[3].method, "spectral");
+    // Curves: both epochs of every variant, the kNN monitor's included.
+    assert_eq!(report.curves.len(), 4);
+    for c in &report.curves {
+        assert_eq!((c.loss.len(), c.knn_test_top1.len()), (2, 2), "{c:?}");
+        assert!(c.knn_test_top1.iter().all(|p| (0.0..=1.0).contains(&p.1)));
+    }
     let written = report.write(&exp_dir).unwrap();
     for name in [
         "report.md",
@@ -263,26 +269,30 @@ fn synthetic_cifar10(data: &Path, per_file: usize) {
 }
 
 #[test]
-fn the_cifar_smoke_preset_reaches_the_trainer_on_synthetic_cifar_files() {
+fn the_cifar_smoke_preset_runs_on_synthetic_cifar_files() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     synthetic_cifar10(&data, 16);
     let exp = Experiment::load(&configs().join("cifar10-smoke.toml")).unwrap();
     let exp_dir = tmp.path().join("runs").join(&exp.name);
-    let summary = runner::run_all(&exp, &exp_dir, &launcher(2, Some(data)), &|_: &str| {}).unwrap();
-    // FIXME(#8): the trainer takes gray images only, so every CIFAR run stops after loading
-    // and verifying the synthetic files; this pins that until RGB training lands.
-    assert_eq!(summary.failed.len(), 4);
-    for (dir, _) in &summary.failed {
+    let launcher = launcher(2, Some(data));
+    let summary = runner::run_all(&exp, &exp_dir, &launcher, &|_: &str| {}).unwrap();
+    assert!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_eq!(summary.finished.len(), 4);
+    for dir in &summary.finished {
         let console = std::fs::read_to_string(dir.join("console.txt")).unwrap();
         assert!(
             console.contains("CIFAR-10 loaded and verified"),
             "{console}"
         );
-        assert!(
-            console.contains("has 3 channels; the augmentations handle gray images only"),
-            "{console}"
-        );
+    }
+    // Reported, and never beside the paper: a subset for one epoch.
+    let report = Report::build(&exp, &exp_dir).unwrap();
+    assert_eq!(report.runs, (4, 4));
+    for row in report.rows.iter().filter(|r| r.kind == "trained") {
+        assert_eq!(row.paper, None);
+        let why = row.paper_withheld.as_deref().unwrap();
+        assert!(why.contains("trained or tested on a subset"), "{why}");
     }
 }
 
@@ -307,6 +317,7 @@ fn the_paper_presets_meet_the_paper_where_it_states_its_setup() {
             grad_uniformity: f64::NAN,
             online_train_top1: f64::NAN,
             online_test_top1: f64::NAN,
+            knn_test_top1: f64::NAN,
             skipped_steps: 0,
         };
         dir.write_metrics(&[epoch]).unwrap();
