@@ -16,6 +16,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use mpcl_data::{Dataset, DatasetName};
 use mpcl_experiment::runner::{self, Launcher};
+use mpcl_experiment::slurm::SlurmSettings;
 use mpcl_experiment::{Experiment, Report};
 
 use crate::{cargo, data, root, run_cmd, say, setup, slurm};
@@ -91,6 +92,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     if args.list {
         return list(&exp, &exp_dir, &launcher);
+    }
+    if args.slurm.slurm {
+        args.slurm.check()?;
+        SlurmSettings::from_file(&exp.file)?;
     }
     setup::ensure_libtorch(false)?;
     if args.dry_run {

@@ -20,6 +20,7 @@ use crate::{data, run_cmd, say};
 
 /// The `--slurm` flags of `cargo xtask experiment`.
 #[derive(clap::Args, Debug, Default)]
+#[group(id = "slurm-flags")]
 pub struct Args {
     /// Write an sbatch script for the grid (one array task per run) instead of running it.
     #[arg(long)]
@@ -45,6 +46,13 @@ pub struct Args {
 }
 
 impl Args {
+    /// Checks the flags' values before anything is built; the error names the flag.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.settings()
+            .check()
+            .map_err(|e| anyhow::anyhow!("--{e}"))
+    }
+
     /// The flags as settings, for overriding the file's `[slurm]` table.
     fn settings(&self) -> SlurmSettings {
         SlurmSettings {
@@ -67,9 +75,7 @@ pub fn write(
     data_dir: Option<&Path>,
     mpcl: &Path,
 ) -> anyhow::Result<slurm::ArrayJob> {
-    let flags = args.settings();
-    flags.check().map_err(|e| anyhow::anyhow!("--{e}"))?;
-    let settings = SlurmSettings::from_file(&exp.file)?.overridden_by(flags);
+    let settings = SlurmSettings::from_file(&exp.file)?.overridden_by(args.settings());
     let exp_dir = std::path::absolute(exp_dir)?;
     let data_dir = data_dir.map(std::path::absolute).transpose()?;
     let default_data_dir = std::path::absolute(data::resolve_dir(None))?;
