@@ -296,13 +296,16 @@ fn script(
     };
     line("#!/bin/bash");
     line(&format!(
-        "# Written by `cargo xtask experiment {} --slurm`: experiment {}, {n} runs, one array",
-        exp.file.display(),
+        "# Written by `cargo xtask experiment FILE --slurm` for experiment {}, {n} runs, one",
         exp.name
     ));
-    line("# task each. Task i trains the run on line i + 1 of the task list with the mpcl");
-    line("# binary below (no cargo needed here); a requeued task resumes its run from the");
-    line("# newest checkpoint and a finished one exits at once.");
+    line(&format!(
+        "# array task each (FILE: {}).",
+        exp.file.display()
+    ));
+    line("# Task i trains the run on line i + 1 of the task list with the mpcl binary below");
+    line("# (no cargo needed here); a requeued task resumes its run from the newest");
+    line("# checkpoint and a finished one exits at once.");
     line(&format!("#SBATCH --job-name=mpcl-{}", exp.name));
     line(&format!("#SBATCH --array=0-{}", n.saturating_sub(1)));
     line(&format!("#SBATCH --output={logs}/slurm-%A_%a.out"));
