@@ -7,7 +7,8 @@
 //! finished ones are skipped, interrupted ones resumed, and the report is written after the
 //! runs (`cargo xtask report FILE` rebuilds it alone). `--list` shows the runs and their
 //! state, `--dry-run` prints each run's configuration as `mpcl check` resolves it, `--jobs N`
-//! runs N at once. docs/experiments.md has the format and the workflow.
+//! runs N at once, `--slurm` writes a Slurm job array instead of running (xtask's `slurm`).
+//! docs/experiments.md has the format and the workflow.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,9 +16,10 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use mpcl_data::{Dataset, DatasetName};
 use mpcl_experiment::runner::{self, Launcher};
+use mpcl_experiment::slurm::SlurmSettings;
 use mpcl_experiment::{Experiment, Report};
 
-use crate::{cargo, data, root, run_cmd, say, setup};
+use crate::{cargo, data, root, run_cmd, say, setup, slurm};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,6 +41,8 @@ pub struct Args {
     /// Where run directories go (default: runs/ in the workspace).
     #[arg(long)]
     runs_dir: Option<PathBuf>,
+    #[command(flatten)]
+    slurm: slurm::Args,
 }
 
 /// `cargo xtask report FILE`.
@@ -60,9 +64,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let (path, table) = read_table(&config)?;
     if experiment_kind(&path, &table)? == Kind::Toy {
-        if args.list || args.dry_run || args.jobs > 1 {
+        if args.list || args.dry_run || args.jobs > 1 || args.slurm.slurm {
             bail!(
-                "{}: a toy experiment is one run: --list, --dry-run and --jobs do not apply",
+                "{}: a toy experiment is one run: --list, --dry-run, --jobs and --slurm do \
+                 not apply",
                 path.display()
             );
         }
@@ -88,24 +93,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.list {
         return list(&exp, &exp_dir, &launcher);
     }
+    if args.slurm.slurm {
+        args.slurm.check()?;
+        SlurmSettings::from_file(&exp.file)?;
+    }
     setup::ensure_libtorch(false)?;
     if args.dry_run {
         build_mpcl()?;
         return dry_run(&exp, &launcher);
     }
-    // Each distinct data set once: verifying hashes every file.
-    let mut provisioned = Vec::new();
-    for run in &exp.runs {
-        let keys = config_data(&exp.file, &run.table)?;
-        let data_dir = data::resolve_dir(args.data_dir.as_deref().or(keys.dir.as_deref()));
-        let root = keys.root.as_deref();
-        let dataset = Dataset::new(keys.dataset, root, keys.class_list.as_deref())?;
-        if !provisioned.contains(&(dataset.clone(), data_dir.clone())) {
-            data::ensure(&dataset, &data_dir, None)?;
-            provisioned.push((dataset, data_dir));
-        }
-    }
+    provision(&exp, args.data_dir.as_deref())?;
     build_mpcl()?;
+    if args.slurm.slurm {
+        slurm::write(
+            &exp,
+            &exp_dir,
+            &args.slurm,
+            args.data_dir.as_deref(),
+            &mpcl_path(),
+        )?;
+        return Ok(());
+    }
     say(format!(
         "experiment {}: {} runs in {}",
         exp.name,
@@ -128,6 +136,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .map(|(dir, why)| format!("  {}: {why}", dir.display()))
             .collect();
         bail!("{} runs failed:\n{}", summary.failed.len(), list.join("\n"));
+    }
+    Ok(())
+}
+
+/// Provisions each distinct data set of the runs once (verifying hashes every file).
+fn provision(exp: &Experiment, data_dir: Option<&Path>) -> anyhow::Result<()> {
+    let mut provisioned = Vec::new();
+    for run in &exp.runs {
+        let keys = config_data(&exp.file, &run.table)?;
+        let data_dir = data::resolve_dir(data_dir.or(keys.dir.as_deref()));
+        let root = keys.root.as_deref();
+        let dataset = Dataset::new(keys.dataset, root, keys.class_list.as_deref())?;
+        if !provisioned.contains(&(dataset.clone(), data_dir.clone())) {
+            data::ensure(&dataset, &data_dir, None)?;
+            provisioned.push((dataset, data_dir));
+        }
     }
     Ok(())
 }
@@ -240,11 +264,12 @@ fn dry_run(exp: &Experiment, launcher: &Launcher) -> anyhow::Result<()> {
 }
 
 /// The release binary `build_mpcl` makes.
-fn mpcl_path() -> PathBuf {
+pub fn mpcl_path() -> PathBuf {
     root().join("target/release/mpcl")
 }
 
-fn build_mpcl() -> anyhow::Result<()> {
+/// Builds the release `mpcl` binary.
+pub fn build_mpcl() -> anyhow::Result<()> {
     say(
         "building the mpcl binary in release mode (the first build compiles the libtorch \
          bindings: several minutes)",

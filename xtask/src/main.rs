@@ -3,9 +3,11 @@
 //! - `setup`: installs libtorch (from PyPI wheels) and the default data set if missing.
 //! - `download`: provisions a data set into the data directory.
 //! - `experiment`: builds the `mpcl` binary and runs an experiment (the embedded default
-//!   without arguments), skipping finished runs and resuming interrupted ones, then reports.
+//!   without arguments), skipping finished runs and resuming interrupted ones, then reports;
+//!   with `--slurm` it writes a Slurm job array of the runs instead.
 //! - `report`: rebuilds an experiment's report from its run directories.
-//! - `test`: formatting, lints and every test of the workspace.
+//! - `test`: formatting, lints and every test of the workspace; `--slurm` the end-to-end
+//!   test on a single-node Slurm started for it.
 //! - `bench`: the criterion benchmarks.
 //!
 //! xtask never links libtorch: it must build on a machine that does not have it yet.
@@ -15,6 +17,7 @@ mod data;
 mod experiment;
 mod python;
 mod setup;
+mod slurm;
 mod test;
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,8 @@
 //! ([`plan`]), each run has a deterministic directory whose files say what is left to do
 //! ([`state`]), the runs are launched through the `mpcl` binary, several at once if asked
 //! ([`runner`]), and their results are gathered into a report with tables and figures
-//! ([`report`]), next to the paper's numbers where the settings match ([`paper`]).
+//! ([`report`]), next to the paper's numbers where the settings match ([`paper`]); on a
+//! cluster, the runs become a Slurm job array ([`slurm`]).
 //!
 //! This crate never links libtorch and never parses a trainer configuration itself: it
 //! builds TOML tables and hands them to `mpcl`, whose parser is the one authority on keys
@@ -13,6 +14,7 @@ pub mod paper;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod slurm;
 pub mod state;
 
 use std::path::{Path, PathBuf};

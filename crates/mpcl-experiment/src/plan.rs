@@ -39,7 +39,15 @@ use toml::{Table, Value};
 use crate::ExperimentError;
 
 /// The top-level keys of an experiment file.
-const GRID_KEYS: [&str; 5] = ["experiment", "base", "axes", "variants", "override"];
+/// `[slurm]` is read by [`crate::slurm`], not by the expansion.
+const GRID_KEYS: [&str; 6] = [
+    "experiment",
+    "base",
+    "axes",
+    "variants",
+    "override",
+    "slurm",
+];
 
 /// Axis names that stand for a dotted key.
 const SHORTHANDS: [(&str, &str); 4] = [
@@ -189,7 +197,8 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
     if let Some(key) = table.keys().find(|k| !GRID_KEYS.contains(&k.as_str())) {
         return Err(fail(format!(
             "unknown key `{key}`: an experiment file has [experiment], [base], [axes], \
-             [[variants]] and [override] (a trainer key belongs in [base] or the base file)"
+             [[variants]], [override] and [slurm] (a trainer key belongs in [base] or the \
+             base file)"
         )));
     }
     let header: Header = table["experiment"]

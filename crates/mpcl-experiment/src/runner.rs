@@ -180,10 +180,7 @@ fn launch(
     dir: &Path,
     launcher: &Launcher,
 ) -> Result<Result<f64, String>, ExperimentError> {
-    std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
-    let config = dir.join(REQUESTED);
-    let text = toml::to_string(&launch_table(run, launcher)).expect("a TOML table serialises");
-    write_atomic(&config, text.as_bytes())?;
+    let config = write_requested(dir, &launch_table(run, launcher))?;
     let mut cmd = Command::new(&launcher.mpcl);
     cmd.arg("train")
         .arg("--config")
@@ -231,6 +228,19 @@ fn launch(
     let json = serde_json::to_string_pretty(&attempts).expect("attempts serialise");
     write_atomic(&dir.join(ATTEMPTS), json.as_bytes())?;
     Ok(outcome)
+}
+
+/// Creates a run directory and writes the configuration it is launched with into its
+/// `requested.toml`, atomically; returns that file's path.
+///
+/// # Errors
+/// [`ExperimentError::Io`] or [`ExperimentError::Write`] when either cannot be written.
+pub(crate) fn write_requested(dir: &Path, table: &Table) -> Result<PathBuf, ExperimentError> {
+    std::fs::create_dir_all(dir).map_err(|e| ExperimentError::io(dir, e))?;
+    let config = dir.join(REQUESTED);
+    let text = toml::to_string(table).expect("a TOML table serialises");
+    write_atomic(&config, text.as_bytes())?;
+    Ok(config)
 }
 
 /// The launches recorded in a run directory (none if there is no record).
