@@ -255,10 +255,9 @@ fn a_config_change_that_breaks_the_resume_is_named_and_harmless_ones_are_listed(
     let out = train(&changed, &run, &[]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("model.projector_dim: 16 → 24") && stderr.contains("train.epochs: 3 → 4"),
-        "{stderr}"
-    );
+    for change in ["model.projector_dim: 16 → 24", "train.epochs: 3 → 4"] {
+        assert!(stderr.contains(change), "{change}: {stderr}");
+    }
     // Logging frequency and evaluation settings do not touch training: resumed, listed.
     let harmless = write_config(
         tmp.path(),
