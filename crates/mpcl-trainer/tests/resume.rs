@@ -81,6 +81,26 @@ fn straight() -> &'static Path {
     })
 }
 
+/// Starts `mpcl train` on `run` in the background and returns it once `path` exists; fails
+/// if the run ends first or nothing appears within 5 minutes.
+fn spawn_until(config: &Path, run: &Path, path: &Path) -> std::process::Child {
+    let mut child = train(config, run, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {path:?}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(300), "no {path:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child
+}
+
 /// The complete checkpoints of a run, by step.
 fn checkpoints(run: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
@@ -132,20 +152,7 @@ fn sigkill_mid_epoch_and_mid_save_then_resume_equals_the_straight_run() {
     // Kill the process as soon as the checkpoint of each of these steps exists: at that
     // moment it is training the next step (mid-epoch) or saving.
     for step in ["step-00000003", "step-00000009", "step-00000015"] {
-        let mut child = train(&config, &run, &[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !run.join("checkpoints").join(step).exists() {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before {step}"
-            );
-            assert!(start.elapsed() < Duration::from_secs(300), "no {step}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        let mut child = spawn_until(&config, &run, &run.join("checkpoints").join(step));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
     }
@@ -210,20 +217,7 @@ fn two_processes_cannot_train_in_one_run_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), SMALL);
     let run = tmp.path().join("run");
-    let mut first = train(&config, &run, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !run.join("checkpoints").exists() {
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "the first run ended early"
-        );
-        assert!(start.elapsed() < Duration::from_secs(300));
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut first = spawn_until(&config, &run, &run.join("checkpoints"));
     let second = train(&config, &run, &[]).output().unwrap();
     first.kill().unwrap();
     first.wait().unwrap();
