@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-fn main() {
+/// Emits the rpath and the version; public so that a crate with a build script of its own
+/// (mpcl-autocast) can include this file as a module and call it.
+pub fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:rustc-env=MPCL_LIBTORCH_VERSION=unknown");

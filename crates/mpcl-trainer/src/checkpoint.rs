@@ -396,6 +396,7 @@ const HARMLESS: &[&str] = &[
     "train.log_every",
     "train.threads",
     "train.device",
+    "train.precision",
     "train.on_nonfinite",
     "train.split_every",
     "train.knn_every",

@@ -93,6 +93,20 @@ pub enum NonFiniteLoss {
     Skip,
 }
 
+/// The dtype of the training forward pass (`train.precision`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// Everything in f32 (the default).
+    #[default]
+    F32,
+    /// The encoder's forward pass (and SimSiam's predictor) under libtorch's autocast with
+    /// bf16, as `torch.autocast(device_type, dtype=torch.bfloat16)`: convolutions and matrix
+    /// products in bf16, the rest and the loss in f32, parameters and optimiser state in f32.
+    /// Meant for GPUs with bf16 units; on a CPU without them it is slower than f32.
+    Bf16,
+}
+
 fn default_name() -> String {
     "experiment".into()
 }
@@ -302,6 +316,8 @@ pub struct TrainConfig {
     /// `"cpu"` (default), `"cuda"` or `"cuda:N"`; a CUDA request without a usable CUDA
     /// libtorch is an error. One device per run: multi-GPU training is out of scope.
     pub device: String,
+    /// `"f32"` (default) or `"bf16"`: see [`Precision`]. Evaluation always runs in f32.
+    pub precision: Precision,
     /// Train a linear classifier on the detached backbone features alongside (solo-learn's
     /// online classifier) and report its accuracy each epoch. Default true.
     pub online_classifier: bool,
@@ -342,6 +358,7 @@ impl Default for TrainConfig {
             seed: 0,
             threads: 0,
             device: "cpu".into(),
+            precision: Precision::F32,
             online_classifier: true,
             online_lr: 0.1,
             log_every: 20,

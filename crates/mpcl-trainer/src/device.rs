@@ -4,14 +4,35 @@
 //! One device per run: multi-GPU data parallelism is out of scope for now. The CUDA path is
 //! untested here (the development machines have no GPU); only its error paths are.
 //!
-//! FIXME(#9): no bf16 autocast yet. tch 0.26's `autocast` switches on libtorch's CUDA autocast
-//! with its default dtype, fp16, and offers no call to choose bf16; that needs a binding of
-//! `at::autocast::set_autocast_dtype`, which tch lacks and this workspace (no unsafe code)
-//! cannot add.
+//! `train.precision = "bf16"` runs the forward pass under libtorch's autocast through
+//! mpcl-autocast (tch's own `autocast` can choose neither the dtype nor the CPU).
 
-use tch::{Cuda, Device};
+use mpcl_autocast::Autocast;
+use tch::{Cuda, Device, Kind, Tensor};
 
 use crate::TrainError;
+use crate::config::Precision;
+
+/// Runs `forward` under autocast with bf16 on `device` when `precision` asks for it, then
+/// brings every tensor it returns back to f32, so losses, aggregators and the online
+/// classifier see f32 whatever the precision.
+///
+/// # Errors
+/// [`TrainError::Invalid`] naming `train.precision` when libtorch refuses autocast on the
+/// device.
+pub fn forward<const N: usize>(
+    precision: Precision,
+    device: Device,
+    forward: impl FnOnce() -> [Tensor; N],
+) -> Result<[Tensor; N], TrainError> {
+    let _region = match precision {
+        Precision::F32 => None,
+        Precision::Bf16 => Some(Autocast::enter(device, Kind::BFloat16).map_err(|e| {
+            TrainError::Invalid(format!("train.precision = \"bf16\" on {device:?}: {e}"))
+        })?),
+    };
+    Ok(forward().map(|t| t.to_kind(Kind::Float)))
+}
 
 /// Parses a device name; the message names `train.device` and the value.
 ///

@@ -77,7 +77,13 @@ pub fn run_until(
     let threads = threads(cfg);
     tch::set_num_threads(threads as i32);
     let device = crate::device::resolve(&t.device)?;
-    info!(threads, run_dir = %dir.path().display(), "tch {} on {device:?}", tch_version());
+    info!(
+        threads,
+        precision = ?t.precision,
+        run_dir = %dir.path().display(),
+        "tch {} on {device:?}",
+        tch_version()
+    );
 
     let (data, train_set, test_set) = load_sets(cfg, data_dir)?;
     if train_set.len() < t.batch_size {
@@ -327,8 +333,14 @@ fn train(
                     let [c, h, w] = g.dims.map(|d| d as i64);
                     let n = (g.views * batch.indices.len()) as i64;
                     let xs = Tensor::from_slice(&g.pixels).view([n, c, h, w]);
-                    model.forward_t(&xs.to_device(vs.device()), true)
+                    let [h, z] = crate::device::forward(t.precision, vs.device(), || {
+                        let (h, z) = model.forward_t(&xs.to_device(vs.device()), true);
+                        [h, z]
+                    })?;
+                    Ok((h, z))
                 })
+                .collect::<Result<Vec<_>, TrainError>>()?
+                .into_iter()
                 .unzip();
             let (h, z) = match hs.len() {
                 1 => (hs.remove(0), zs.remove(0)),
@@ -371,10 +383,10 @@ fn train(
                     // Multi-stage aggregation replaces the targets with its mixed keys.
                     let predictor = model.predictor.as_ref().expect("built for SimSiam");
                     let targets = keys.as_ref().unwrap_or(&z);
-                    (
-                        simsiam(&predictor.forward_t(&z, true), targets, views)?,
-                        None,
-                    )
+                    let [p] = crate::device::forward(t.precision, vs.device(), || {
+                        [predictor.forward_t(&z, true)]
+                    })?;
+                    (simsiam(&p, targets, views)?, None)
                 }
             };
             let value = loss.double_value(&[]);
