@@ -204,6 +204,9 @@ pub struct ModelConfig {
     pub encoder: EncoderKind,
     /// Output channels of each conv block of the small CNN. Default `[32, 64, 128]`.
     pub widths: Vec<usize>,
+    /// The small CNN's last average pooling: to a `pool × pool` grid, so the backbone feature
+    /// has `widths[-1] · pool²` dimensions. Default 1 (global pooling).
+    pub pool: usize,
     /// A ResNet's stem: `"cifar"` (default) or `"imagenet"`.
     pub stem: StemKind,
     /// Zero padding of the CIFAR stem's 3×3 convolution. Default 1 (SimSiam's reference: 2).
@@ -226,6 +229,7 @@ impl Default for ModelConfig {
         Self {
             encoder: EncoderKind::SmallCnn,
             widths: vec![32, 64, 128],
+            pool: 1,
             stem: StemKind::Cifar,
             stem_padding: 1,
             zero_init_residual: false,
@@ -580,6 +584,7 @@ impl Config {
                 m.widths
             ));
         }
+        at_least("model.pool", m.pool, 1)?;
         at_least("model.projector_layers", m.projector_layers, 1)?;
         at_least("model.projector_hidden", m.projector_hidden, 1)?;
         at_least("model.predictor_hidden", m.predictor_hidden, 1)?;
@@ -677,6 +682,7 @@ mod tests {
             ),
             ("[train]\nwarmup_epochs = 5.0\n", "train.warmup_epochs = 5"),
             ("[model]\nwidths = []\n", "model.widths = []"),
+            ("[model]\npool = 0\n", "model.pool = 0"),
             ("[augment]\nflip_p = 2.0\n", "augment.flip_p = 2"),
             (
                 "[augment]\ncrop_scale = [0.2, 0.5, 1.0]\n",

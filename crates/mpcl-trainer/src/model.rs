@@ -8,15 +8,18 @@ use tch::nn::{self, Init, Module, ModuleT};
 use crate::config::{EncoderKind, ModelConfig, StemKind};
 use crate::resnet::{Depth, ResNet, Stem, TORCH_DEFAULT_INIT};
 
-/// 3×3 conv–BN–ReLU blocks, 2×2 max-pooling after each but the last, global average pooling.
+/// 3×3 conv–BN–ReLU blocks, 2×2 max-pooling after each but the last, then average pooling to
+/// a `pool × pool` grid (1: global), flattened.
 #[derive(Debug)]
 pub struct SmallCnn {
     blocks: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    pool: i64,
 }
 
 impl SmallCnn {
-    /// Creates the backbone's parameters under `path`.
-    pub fn new(path: &nn::Path, in_channels: usize, widths: &[usize]) -> Self {
+    /// Creates the backbone's parameters under `path`; its features have
+    /// `widths[-1] · pool²` dimensions.
+    pub fn new(path: &nn::Path, in_channels: usize, widths: &[usize], pool: usize) -> Self {
         let conv = nn::ConvConfig {
             padding: 1,
             bias: false,
@@ -36,13 +39,16 @@ impl SmallCnn {
                 block
             })
             .collect();
-        Self { blocks }
+        Self {
+            blocks,
+            pool: pool as i64,
+        }
     }
 }
 
 impl ModuleT for SmallCnn {
     /// # Shapes
-    /// `[b, c, h, w]` to `[b, widths[-1]]`.
+    /// `[b, c, h, w]` to `[b, widths[-1] · pool²]`, channel-major.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let last = self.blocks.len() - 1;
         let mut xs = xs.shallow_clone();
@@ -52,7 +58,8 @@ impl ModuleT for SmallCnn {
                 xs = xs.max_pool2d_default(2);
             }
         }
-        xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        xs.adaptive_avg_pool2d([self.pool, self.pool])
+            .flatten(1, -1)
     }
 }
 
@@ -172,8 +179,9 @@ impl Model {
         let bp = path / "backbone";
         let (backbone, feature, init) = match cfg.encoder {
             EncoderKind::SmallCnn => {
-                let feature = *cfg.widths.last().expect("validated: widths is not empty");
-                let cnn = SmallCnn::new(&bp, in_channels, &cfg.widths);
+                let last = *cfg.widths.last().expect("validated: widths is not empty");
+                let feature = last * cfg.pool * cfg.pool;
+                let cnn = SmallCnn::new(&bp, in_channels, &cfg.widths, cfg.pool);
                 (Backbone::SmallCnn(cnn), feature, HeadInit::Tch)
             }
             kind => {
@@ -252,5 +260,21 @@ mod tests {
         // conv weights without bias, BN weight and bias (plus running stats as buffers),
         // linear weights: 3 convs + 3 BN·2 + fc0 + BN·2 + fc1 weight and bias.
         assert_eq!(vs.trainable_variables().len(), 3 + 6 + 1 + 2 + 2);
+    }
+
+    #[test]
+    fn pooling_to_a_grid_keeps_each_cell_and_their_mean_is_the_global_pool() {
+        // Two blocks: 28×28 → max-pool → 14×14, which a 2×2 grid splits into four 7×7 cells
+        // exactly, so the cells' mean is the global average (pool = 1) of the same weights.
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut net = SmallCnn::new(&vs.root(), 1, &[4, 8], 1);
+        let x = Tensor::randn([3, 1, 28, 28], tch::kind::FLOAT_CPU);
+        let global = net.forward_t(&x, false);
+        net.pool = 2;
+        let grid = net.forward_t(&x, false);
+        assert_eq!(grid.size(), [3, 8 * 4]);
+        let means = grid.view([3, 8, 4]).mean_dim(2, false, tch::Kind::Float);
+        let gap = (means - global).abs().max().double_value(&[]);
+        assert!(gap < 1e-5, "{gap}");
     }
 }
