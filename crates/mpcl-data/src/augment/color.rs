@@ -22,6 +22,14 @@ fn blend(d: u8, x: u8, f: f32) -> u8 {
     v as u8
 }
 
+/// [`blend`] in steps the compiler vectorises: clamping to [0, 255] before taking the floor
+/// is the saturating cast (which truncates (−1, 0) to 0 as well).
+#[inline(always)]
+fn blend_clamped(d: u8, x: u8, f: f32) -> u8 {
+    let v = f32::from(d) + f * (f32::from(x) - f32::from(d));
+    floor_small(f64::from(v.max(0.0).min(255.0))).1 as u8
+}
+
 /// The blend towards `d` with factor `f` of every byte value, as a lookup table.
 fn blend_table(d: u8, f: f32) -> [u8; 256] {
     std::array::from_fn(|x| blend(d, x as u8, f))
@@ -91,13 +99,15 @@ pub fn contrast(img: &mut [u8], len: usize, factor: f32) {
 ///
 /// # Shapes
 /// `img`: `[c, len]` with `c` 1 or 3.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 pub fn saturation(img: &mut [u8], len: usize, factor: f32) {
     let Some((r, g, b)) = rgb_planes(img, len) else {
         return;
     };
     for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
         let l = luma(*r, *g, *b);
-        (*r, *g, *b) = (blend(l, *r, factor), blend(l, *g, factor), blend(l, *b, factor));
+        let mix = |x: u8| blend_clamped(l, x, factor);
+        (*r, *g, *b) = (mix(*r), mix(*g), mix(*b));
     }
 }
 
@@ -135,6 +145,7 @@ pub fn hue_offset(factor: f64) -> u8 {
 ///
 /// # Shapes
 /// `img`: `[c, len]` with `c` 1 or 3.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 pub fn hue(img: &mut [u8], len: usize, offset: u8) {
     let Some((r, g, b)) = rgb_planes(img, len) else {
         return;
@@ -199,18 +210,33 @@ fn rgb_to_hsv(r: u8, g: u8, b: u8) -> (u8, u8, u8) {
     let x = f64::from(h) / 6.0 + 1.0;
     let h = (if x >= 1.0 { x - 1.0 } else { x }) as f32;
     let s = f32::from(range) / f32::from(max);
-    // Float → u8 casts saturate (h and s lie in [0, 1], so they only truncate); grays divide
-    // 0 by 0 and are replaced below.
-    let (h, s) = ((f64::from(h) * 255.0) as u8, (f64::from(s) * 255.0) as u8);
+    // h and s lie in [0, 1], so truncation is the floor; grays divide 0 by 0 and are
+    // replaced below.
+    let byte = |x: f32| floor_small(f64::from(x) * 255.0).1 as u8;
+    let (h, s) = (byte(h), byte(s));
     if range == 0 { (0, 0, max) } else { (h, s, max) }
 }
 
-/// C's `round` (half away from zero) of a non-negative value, without a libm call: the
-/// fractional part `x − trunc(x)` is exact.
+/// 2⁵²: adding it to 0 ≤ x < 2⁵¹ rounds x to the nearest integer and leaves that integer in
+/// the low bits of the sum's mantissa.
+const ROUNDER: f64 = 4_503_599_627_370_496.0;
+
+/// ⌊x⌋ for 0 ≤ x < 2³¹, as a float and as an integer, in steps the compiler vectorises
+/// (Rust's saturating `as` casts are not, on baseline x86-64). NaN gives an unspecified value.
+#[inline(always)]
+fn floor_small(x: f64) -> (f64, u32) {
+    let sum = x + ROUNDER;
+    let nearest = sum - ROUNDER;
+    let above = nearest > x;
+    let whole = if above { nearest - 1.0 } else { nearest };
+    (whole, (sum.to_bits() as u32).wrapping_sub(u32::from(above)))
+}
+
+/// C's `round` (half away from zero) of 0 ≤ x < 2³¹: the fractional part `x − ⌊x⌋` is exact.
 #[inline(always)]
 fn round_non_negative(x: f64) -> u32 {
-    let whole = x as u32;
-    whole + u32::from(x - f64::from(whole) >= 0.5)
+    let (whole, n) = floor_small(x);
+    n + u32::from(x - whole >= 0.5)
 }
 
 /// Pillow's 8-bit HSV → RGB without branches: sector and remainder of h·6/255 in `f64`, the
@@ -220,12 +246,13 @@ fn round_non_negative(x: f64) -> u32 {
 #[inline(always)]
 fn hsv_to_rgb(h: u8, s: u8, v: u8) -> (u8, u8, u8) {
     let h6 = f64::from(h) * 6.0 / 255.0;
-    // h6 ≥ 0: truncation is the floor, and the remainder below is exact.
-    let sector = h6 as u32;
-    let f = (h6 - f64::from(sector)) as f32;
+    // h6 ≥ 0, and the remainder below is exact.
+    let (whole, sector) = floor_small(h6);
+    let f = (h6 - whole) as f32;
     let fs = (f64::from(s) / 255.0) as f32;
     let vf = f64::from(v);
-    let level = |k: f64| round_non_negative(vf * k).min(255) as u8;
+    // Each k lies in [0, 1], so v·k ≤ v ≤ 255.
+    let level = |k: f64| round_non_negative(vf * k) as u8;
     let p = level(1.0 - f64::from(fs));
     let q = level(1.0 - f64::from(fs * f));
     let t = level(1.0 - f64::from(fs) * (1.0 - f64::from(f)));
