@@ -145,7 +145,7 @@ pub fn hue_offset(factor: f64) -> u8 {
 ///
 /// # Shapes
 /// `img`: `[c, len]` with `c` 1 or 3.
-#[multiversion::multiversion(targets("x86_64+avx2"))]
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl", "x86_64+avx2"))]
 pub fn hue(img: &mut [u8], len: usize, offset: u8) {
     let Some((r, g, b)) = rgb_planes(img, len) else {
         return;
