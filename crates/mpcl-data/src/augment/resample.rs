@@ -6,13 +6,17 @@
 //! Only the bilinear (triangle) and bicubic (Keys, a = −0.5) filters are provided: the two
 //! that torchvision's `RandomResizedCrop` is used with.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde::{Deserialize, Serialize};
 
 /// Fractional bits of the fixed-point weights (Pillow's choice for 8-bit images: 32 − 8 − 2).
 const PRECISION_BITS: u32 = 22;
 
 /// The resampling filter of a resize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Interpolation {
     /// The triangle filter, support 1 (PIL's `BILINEAR`).
@@ -55,43 +59,119 @@ impl Interpolation {
     }
 }
 
-/// The taps of one output sample: the first input index and fixed-point weights.
+/// The taps of every output sample along one axis, `n` per sample: output `o` is
+/// `Σₖ in[first[o] + k]·weights[o·n + k]`. Windows narrower than `n` are padded with zero
+/// weights (moved left where they would run past the end), so every sample has the same
+/// loop.
 #[derive(Debug, Clone, Default)]
 struct Taps {
-    first: usize,
+    n: usize,
+    first: Vec<usize>,
     weights: Vec<i32>,
 }
 
-/// The taps of every output sample when `n_in` samples are resized to `n_out`.
-///
-/// Output sample `o` is centred on input coordinate `c = (o + ½)·s` with `s = n_in/n_out`; the
-/// filter is widened by `max(s, 1)`; its weights are normalised to sum to one, then rounded
-/// to fixed point half away from zero.
-fn taps(filter: Interpolation, n_in: usize, n_out: usize) -> Vec<Taps> {
-    let scale = n_in as f64 / n_out as f64;
-    let stretch = scale.max(1.0);
-    let support = filter.support() * stretch;
-    let one = f64::from(1u32 << PRECISION_BITS);
-    (0..n_out)
-        .map(|o| {
+impl Taps {
+    /// The taps of every output sample when `n_in` samples are resized to `n_out`.
+    ///
+    /// Output sample `o` is centred on input coordinate `c = (o + ½)·s` with `s = n_in/n_out`;
+    /// the filter is widened by `max(s, 1)`; its weights are normalised to sum to one, then
+    /// rounded to fixed point half away from zero.
+    fn new(filter: Interpolation, n_in: usize, n_out: usize) -> Self {
+        let scale = n_in as f64 / n_out as f64;
+        let stretch = scale.max(1.0);
+        let support = filter.support() * stretch;
+        let one = f64::from(1u32 << PRECISION_BITS);
+        // Truncation toward zero, then clamping, as Pillow computes the windows.
+        let window = |o: usize| {
             let centre = (o as f64 + 0.5) * scale;
-            // Truncation toward zero, then clamping, as Pillow computes the window.
             let lo = ((centre - support + 0.5) as i64).max(0) as usize;
             let hi = ((centre + support + 0.5) as i64).min(n_in as i64) as usize;
-            let raw: Vec<f64> = (lo..hi)
-                .map(|i| filter.weight((i as f64 - centre + 0.5) / stretch))
-                .collect();
+            (centre, lo, hi)
+        };
+        let n = (0..n_out)
+            .map(|o| {
+                let (_, lo, hi) = window(o);
+                hi - lo
+            })
+            .max()
+            .unwrap_or(0);
+        let mut taps = Self {
+            n,
+            first: Vec::with_capacity(n_out),
+            weights: vec![0; n_out * n],
+        };
+        let mut raw = vec![0.0; n];
+        for (o, dst) in taps.weights.chunks_exact_mut(n.max(1)).enumerate() {
+            let (centre, lo, hi) = window(o);
+            let raw = &mut raw[..hi - lo];
+            for (i, r) in (lo..hi).zip(raw.iter_mut()) {
+                *r = filter.weight((i as f64 - centre + 0.5) / stretch);
+            }
             let total: f64 = raw.iter().sum();
-            let weights = raw
-                .iter()
-                .map(|&w| {
-                    let w = if total == 0.0 { w } else { w / total };
-                    (w * one).round() as i32
-                })
-                .collect();
-            Taps { first: lo, weights }
-        })
-        .collect()
+            // A window that would run past the end starts earlier, its weights shifted right.
+            let first = lo.min(n_in - n);
+            for (d, &w) in dst[lo - first..].iter_mut().zip(raw.iter()) {
+                let w = if total == 0.0 { w } else { w / total } * one;
+                // Pillow's rounding: ±0.5 then truncation toward zero.
+                *d = if w < 0.0 { w - 0.5 } else { w + 0.5 } as i32;
+            }
+            taps.first.push(first);
+        }
+        taps
+    }
+}
+
+/// ½ in fixed point: accumulators start there so that the final shift rounds.
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// How many tap tables a thread keeps; past this the cache starts afresh.
+const CACHED_TAPS: usize = 64;
+
+thread_local! {
+    /// Tap tables by (filter, input length, output length): they do not depend on where the
+    /// crop lies, and random crops of one data set reuse a few dozen lengths.
+    static TAPS: RefCell<HashMap<(Interpolation, usize, usize), Rc<Taps>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// [`Taps::new`], from this thread's cache when it has been computed before.
+fn cached_taps(filter: Interpolation, n_in: usize, n_out: usize) -> Rc<Taps> {
+    TAPS.with_borrow_mut(|cache| {
+        if cache.len() >= CACHED_TAPS {
+            cache.clear();
+        }
+        Rc::clone(
+            cache
+                .entry((filter, n_in, n_out))
+                .or_insert_with(|| Rc::new(Taps::new(filter, n_in, n_out))),
+        )
+    })
+}
+
+/// One row of the horizontal pass with windows of `N` taps.
+///
+/// # Shapes
+/// `row`: `[w]` (the crop's row); `out`: `[out_w]`.
+#[inline(always)]
+fn horizontal<const N: usize>(row: &[u8], xs: &Taps, out: &mut [u8]) {
+    for ((m, &first), k) in out.iter_mut().zip(&xs.first).zip(xs.weights.chunks_exact(N)) {
+        let src = &row[first..first + N];
+        let mut sum = HALF;
+        for i in 0..N {
+            sum += i32::from(src[i]) * k[i];
+        }
+        *m = to_u8(sum);
+    }
+}
+
+/// [`horizontal`] for windows of any length.
+#[inline(always)]
+fn horizontal_any(row: &[u8], xs: &Taps, out: &mut [u8]) {
+    let weights = xs.weights.chunks_exact(xs.n);
+    for ((m, &first), k) in out.iter_mut().zip(&xs.first).zip(weights) {
+        let src = &row[first..first + xs.n];
+        *m = to_u8(src.iter().zip(k).fold(HALF, |a, (&p, &k)| a + i32::from(p) * k));
+    }
 }
 
 /// A fixed-point sum rounded (the accumulator starts at ½) and clamped to `u8`.
@@ -108,6 +188,7 @@ fn to_u8(acc: i32) -> u8 {
 ///
 /// # Panics
 /// If the crop leaves the image or `out` has the wrong length.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 pub fn resize_crop(
     image: &[u8],
     (c, height, width): (usize, usize, usize),
@@ -130,38 +211,36 @@ pub fn resize_crop(
         c * out_h * out_w,
         "output is not {c}×{out_h}×{out_w}"
     );
-    let xs = taps(filter, w, out_w);
-    let ys = taps(filter, h, out_h);
-    let half = 1i32 << (PRECISION_BITS - 1);
+    if out.is_empty() {
+        return;
+    }
+    let (xs, ys) = (cached_taps(filter, w, out_w), cached_taps(filter, h, out_h));
     // Horizontal pass over the crop's rows into `[h, out_w]` per plane, then vertical.
     let mut mid = vec![0u8; h * out_w];
+    let mut acc = vec![0i32; out_w];
     for (plane, dst) in image
         .chunks_exact(height * width)
         .zip(out.chunks_exact_mut(out_h * out_w))
     {
         for (y, mid_row) in mid.chunks_exact_mut(out_w).enumerate() {
             let row = &plane[(top + y) * width + left..][..w];
-            for (m, t) in mid_row.iter_mut().zip(&xs) {
-                let src = &row[t.first..t.first + t.weights.len()];
-                let acc = src
-                    .iter()
-                    .zip(&t.weights)
-                    .fold(half, |a, (&p, &k)| a + i32::from(p) * k);
-                *m = to_u8(acc);
+            // The usual window lengths get loops of known length (upscaling: 2 bilinear
+            // taps, 4 bicubic ones).
+            match xs.n {
+                2 => horizontal::<2>(row, &xs, mid_row),
+                4 => horizontal::<4>(row, &xs, mid_row),
+                _ => horizontal_any(row, &xs, mid_row),
             }
         }
-        for (dst_row, t) in dst.chunks_exact_mut(out_w).zip(&ys) {
-            let mut acc = vec![half; out_w];
-            for (k, src_row) in t
-                .weights
-                .iter()
-                .zip(mid[t.first * out_w..].chunks_exact(out_w))
-            {
+        let weights = ys.weights.chunks_exact(ys.n);
+        for ((dst_row, &first), k) in dst.chunks_exact_mut(out_w).zip(&ys.first).zip(weights) {
+            acc.fill(HALF);
+            for (&k, src_row) in k.iter().zip(mid[first * out_w..].chunks_exact(out_w)) {
                 for (a, &p) in acc.iter_mut().zip(src_row) {
                     *a += i32::from(p) * k;
                 }
             }
-            for (d, a) in dst_row.iter_mut().zip(acc) {
+            for (d, &a) in dst_row.iter_mut().zip(&acc) {
                 *d = to_u8(a);
             }
         }
@@ -225,11 +304,12 @@ mod tests {
         // Normalised weights round to within one unit each of the exact fractions.
         for filter in [Interpolation::Bilinear, Interpolation::Bicubic] {
             for (n_in, n_out) in [(7, 32), (32, 7), (13, 13), (30, 32)] {
-                for t in taps(filter, n_in, n_out) {
-                    let sum: i32 = t.weights.iter().sum();
-                    let slack = t.weights.len() as i32;
+                let taps = Taps::new(filter, n_in, n_out);
+                for (&first, k) in taps.first.iter().zip(taps.weights.chunks_exact(taps.n)) {
+                    let sum: i32 = k.iter().sum();
+                    let slack = taps.n as i32;
                     assert!((sum - (1 << PRECISION_BITS)).abs() <= slack);
-                    assert!(t.first + t.weights.len() <= n_in);
+                    assert!(first + taps.n <= n_in);
                 }
             }
         }
