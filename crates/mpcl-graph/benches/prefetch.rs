@@ -98,6 +98,12 @@ fn main() {
     );
 
     let after = load();
+    for (what, times) in [("spmm", &spmm), ("step", &step)] {
+        for (slot, ahead) in [PREFETCH_AHEAD, 0].into_iter().enumerate() {
+            let case = format!("{what}_{}_t1_ahead{ahead}", label(n));
+            record("graph_ab", &case, times[slot][ROUNDS / 2], ROUNDS);
+        }
+    }
     println!(
         "\nprefetch A/B, N = {n}, one thread, {ROUNDS} alternations; load average (1, 5, 15 \
          min) before: {before}, after: {after}\n"
@@ -113,8 +119,6 @@ fn main() {
                 "| {what}_{} | {ahead} | {min:.4} | {median:.4} | {rate:.1} |",
                 label(n)
             );
-            let case = format!("{what}_{}_t1_ahead{ahead}", label(n));
-            record("graph_ab", &case, median, ROUNDS);
         }
         println!(
             "| {what}: without / with | | {:.2} | {:.2} | |",
