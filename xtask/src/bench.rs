@@ -69,6 +69,13 @@ const GROUPS: &[Group] = &[
         side_by_side: Some(graph_side_by_side),
     },
     Group {
+        name: "graph-ab",
+        about: "Ā·F and the fused step at N = 1e6 on one thread, with and without prefetch, \
+                alternated 10 times in one process (MPCL_BENCH_AB_N sets N)",
+        criterion: &[("mpcl-graph", "prefetch")],
+        side_by_side: None,
+    },
+    Group {
         name: "train",
         about: "an epoch of the default experiment against PyTorch + torchvision (views per \
                 second, augmentation, loading and training together)",
@@ -302,10 +309,11 @@ fn python_json_lines(script: &str, args: &[String]) -> anyhow::Result<Vec<serde_
 /// The graph group's cases side by side: criterion's medians (`graph`, N = 1e4 and 1e5) and
 /// the one-shot medians of N = 1e6 (`graph_once`, see crates/mpcl-graph/benches/graph.rs)
 /// against python/bench_graph.py on one core. Prints time ratios and the bandwidth ours
-/// achieves on one thread under a traffic model: the graph (8-byte index and 4-byte weight
-/// per entry, 8-byte row pointers), one 128-byte row of F gathered per entry, F written
-/// once, and for the step F read once more as itself. The entry count is SciPy's graph's
-/// of the same size (the two draw different but equally distributed graphs).
+/// achieves on one thread under a traffic model (the same in
+/// crates/mpcl-graph/benches/prefetch.rs): the graph (4-byte index and 4-byte weight per
+/// entry, 8-byte row pointers), one 128-byte row of F gathered per entry, F written once,
+/// and for the step F read once more as itself. The entry count is SciPy's graph's of the
+/// same size (the two draw different but equally distributed graphs).
 fn graph_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
     let mut ours = criterion_medians("graph", run.started)?;
     ours.extend(criterion_medians("graph_once", run.started)?);
@@ -347,7 +355,7 @@ fn graph_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
             .and_then(|n| n.parse().ok())
             .with_context(|| format!("case {case:?}: expected WHAT_N"))?;
         let row = 32.0 * 4.0;
-        let graph = nnz * 12.0 + (n + 1.0) * 8.0;
+        let graph = nnz * 8.0 + (n + 1.0) * 8.0;
         let bytes = match case.split('_').next() {
             Some("spmm") => Some(graph + nnz * row + n * row),
             Some("step") => Some(graph + nnz * row + 2.0 * n * row),

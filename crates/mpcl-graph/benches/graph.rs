@@ -16,11 +16,13 @@
 //! SciPy counterpart (`knn_N_dD_METHOD_tT`): the exact k-d tree and NN-descent with its
 //! recall (see [`builders`]).
 
+mod workload;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mpcl_graph::CsrGraph;
-use mpcl_graph::build::{nearest_lists, random_out_neighbours, recall};
+use mpcl_graph::build::{nearest_lists, recall};
 use mpcl_graph::descent::{DescentConfig, nn_descent};
 use mpcl_graph::dynamics::{Renorm, Terms};
 use mpcl_graph::eigen::{EigenConfig, random_block, top_eigenpairs};
@@ -28,17 +30,12 @@ use mpcl_graph::flow::SpectralFlow;
 use ndarray::Array2;
 use rayon::ThreadPool;
 use rayon::prelude::*;
+use workload::{ETA, abar, features, label, record, seconds};
 
-/// Neighbours drawn per node.
-const DEGREE: usize = 10;
-/// Feature columns of the step.
-const COLUMNS: usize = 32;
 /// Eigenpairs wanted.
 const PAIRS: usize = 16;
 /// The eigensolver's tolerance.
 const TOL: f64 = 1e-6;
-/// The step size of the fused step.
-const ETA: f32 = 0.01;
 
 /// The thread counts to run: 1 and `MPCL_BENCH_THREADS`, each with its pool.
 fn pools() -> Vec<(usize, ThreadPool)> {
@@ -55,24 +52,6 @@ fn pools() -> Vec<(usize, ThreadPool)> {
             (t, pool.expect("a rayon pool"))
         })
         .collect()
-}
-
-/// Ā of the benchmark graph on `n` nodes.
-fn abar(n: usize) -> CsrGraph<f64> {
-    let a: CsrGraph<f64> = random_out_neighbours(n, DEGREE, n as u64).expect("n, degree ≥ 1");
-    a.sym_normalized().expect("every node has degree ≥ 10")
-}
-
-/// F `[n, 32]` in f32, entries uniform in [−1, 1)/√n, so that FᵀF ≈ I/3 and the step
-/// stays bounded however often it runs.
-fn features(n: usize) -> Array2<f32> {
-    let scale = (n as f64).sqrt().recip();
-    random_block(n, COLUMNS, 1).mapv(|v| (scale * v) as f32)
-}
-
-/// "1e4" for 10 000.
-fn label(n: usize) -> String {
-    format!("1e{}", n.ilog10())
 }
 
 /// Runs the eigensolver and returns its report.
@@ -199,39 +178,10 @@ fn once(pools: &[(usize, ThreadPool)]) {
 
 /// The median wall time of 5 runs of `work` on `pool`, after one untimed run.
 fn median_seconds(pool: &ThreadPool, mut work: impl FnMut() + Send) -> f64 {
-    pool.install(|| {
-        work();
-        let mut times: Vec<f64> = (0..5)
-            .map(|_| {
-                let start = Instant::now();
-                work();
-                start.elapsed().as_secs_f64()
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        times[2]
-    })
-}
-
-/// Writes `seconds` (the median of `runs` runs) as
-/// `target/criterion/<group>/<case>/new/estimates.json` (`median.point_estimate` in
-/// nanoseconds), atomically, and prints it.
-fn record(group: &str, case: &str, seconds: f64, runs: usize) {
-    eprintln!("{group}/{case}: {seconds:.4} s (median of {runs})");
-    // The bench binary is target/<profile>/deps/graph-<hash>.
-    let exe = std::env::current_exe().expect("the bench binary's path");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("the bench binary lies in target/<profile>/deps");
-    let dir = target.join("criterion").join(group).join(case).join("new");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    let json = serde_json::json!({ "median": { "point_estimate": seconds * 1e9 } });
-    let tmp = dir.join("estimates.json.tmp");
-    std::fs::write(&tmp, json.to_string())
-        .unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
-    std::fs::rename(&tmp, dir.join("estimates.json"))
-        .unwrap_or_else(|e| panic!("writing {}: {e}", dir.display()));
+    seconds(pool, &mut work);
+    let mut times: Vec<f64> = (0..5).map(|_| seconds(pool, &mut work)).collect();
+    times.sort_by(f64::total_cmp);
+    times[2]
 }
 
 criterion_group!(benches, bench);

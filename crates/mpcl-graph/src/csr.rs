@@ -12,25 +12,40 @@ use crate::{GraphError, Real};
 
 /// A weighted graph on `n` nodes in CSR form: the neighbours of node `i` are
 /// `indices[indptr[i]..indptr[i + 1]]`, sorted, with the matching `weights` of type `T`
-/// (f64 by default, or f32).
+/// (f64 by default, or f32). Column indices are u32, as in SciPy's CSR below 2³¹ entries:
+/// half the index traffic of the products, for graphs of up to 2³² nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsrGraph<T = f64> {
     n: usize,
     indptr: Vec<usize>,
-    indices: Vec<usize>,
+    indices: Vec<u32>,
     weights: Vec<T>,
 }
+
+/// The most nodes a [`CsrGraph`] holds: its column indices are u32.
+pub const MAX_NODES: usize = (u32::MAX as usize).saturating_add(1);
+
+/// How many entries ahead the sparse products prefetch the row of X they will gather
+/// ([`CsrGraph::matmul_into`], [`SpectralFlow`](crate::flow::SpectralFlow)). Measured on
+/// the benchmark graph at N = 1e6 (docs/graph-scale.md): 24–64 ahead ran within noise of one
+/// another, 8–16 slower; 32 entries of 128-byte rows keep 64–96 lines in flight.
+pub const PREFETCH_AHEAD: usize = 32;
 
 impl<T: Real> CsrGraph<T> {
     /// Builds a graph from `(row, column, weight)` triplets; duplicates are summed.
     ///
     /// # Errors
-    /// [`GraphError::Shape`] for an index ≥ `n`, [`GraphError::Parameter`] for a weight that
-    /// is negative or not finite.
+    /// [`GraphError::Shape`] for an index ≥ `n` or `n` > [`MAX_NODES`],
+    /// [`GraphError::Parameter`] for a weight that is negative or not finite.
     ///
     /// Complexity: O(n + E + Σᵢ dᵢ log dᵢ) for E triplets and dᵢ entries in row i: a
     /// counting sort by row, then each row sorted in parallel.
     pub fn from_triplets(n: usize, triplets: Vec<(usize, usize, T)>) -> Result<Self, GraphError> {
+        if n > MAX_NODES {
+            return Err(GraphError::Shape(format!(
+                "a graph of {n} nodes: column indices are u32, so at most {MAX_NODES} nodes"
+            )));
+        }
         if let Some(&(i, j, _)) = triplets.iter().find(|(i, j, _)| *i >= n || *j >= n) {
             return Err(GraphError::Shape(format!(
                 "edge ({i}, {j}) in a graph of {n} nodes"
@@ -50,10 +65,11 @@ impl<T: Real> CsrGraph<T> {
         for i in 0..n {
             indptr[i + 1] += indptr[i];
         }
-        let mut slots = vec![(0usize, T::zero()); triplets.len()];
+        // Every j < n ≤ MAX_NODES (checked above): the casts to u32 are exact.
+        let mut slots = vec![(0u32, T::zero()); triplets.len()];
         let mut next = indptr.clone();
         for (i, j, w) in triplets {
-            slots[next[i]] = (j, w);
+            slots[next[i]] = (j as u32, w);
             next[i] += 1;
         }
         let mut rows = Vec::with_capacity(n);
@@ -144,7 +160,7 @@ impl<T: Real> CsrGraph<T> {
         let range = self.indptr[i]..self.indptr[i + 1];
         self.indices[range.clone()]
             .iter()
-            .copied()
+            .map(|&j| j as usize)
             .zip(self.weights[range].iter().copied())
     }
 
@@ -200,13 +216,17 @@ impl<T: Real> CsrGraph<T> {
         }
     }
 
-    /// Writes `A·X` into `out`, rows in parallel.
+    /// Writes `A·X` into `out`, rows in parallel, prefetching [`PREFETCH_AHEAD`] entries
+    /// ahead.
     ///
     /// Each output row is accumulated in registers from the rows of `x` its neighbours
     /// select and written once: the product reads the graph once, gathers E rows of `x` and
-    /// writes `out` once. Row widths 1, 8, 16, 32 and 64 have unrolled kernels. On graphs
-    /// whose rows of `x` exceed the caches the gathers' latency bounds it (2–3 GB/s a core
-    /// at 1e6 nodes, docs/graph-scale.md): the 2× over SciPy there is FIXME(#5).
+    /// writes `out` once. Row widths 1, 8, 16, 32 and 64 have unrolled kernels. While it adds
+    /// one entry's row it asks for the row of the entry [`PREFETCH_AHEAD`] places further on
+    /// (crossing row ends), so that the random gathers overlap instead of waiting on memory
+    /// one by one (docs/graph-scale.md). Rows of `x` that start on a 64-byte cache line
+    /// (`k·size_of::<T>()` a multiple of 64 and `x` allocated on a line) cost fewer lines per
+    /// gather than rows that straddle one more.
     ///
     /// # Shapes
     /// `x`: `[n, k]`; `out`: `[n, k]`.
@@ -215,7 +235,25 @@ impl<T: Real> CsrGraph<T> {
     /// If the shapes do not match the graph.
     ///
     /// Complexity: O(E·k).
-    pub fn matmul_into(&self, x: ArrayView2<T>, mut out: ArrayViewMut2<T>) {
+    pub fn matmul_into(&self, x: ArrayView2<T>, out: ArrayViewMut2<T>) {
+        self.matmul_into_prefetching(x, out, PREFETCH_AHEAD);
+    }
+
+    /// [`matmul_into`](Self::matmul_into) with the prefetch `ahead` entries ahead, or none
+    /// for `ahead = 0`: the same sums in the same order, so the same result to the bit.
+    /// For tuning the distance to a machine and for measuring what prefetching gains.
+    ///
+    /// # Shapes
+    /// `x`: `[n, k]`; `out`: `[n, k]`.
+    ///
+    /// # Panics
+    /// If the shapes do not match the graph.
+    pub fn matmul_into_prefetching(
+        &self,
+        x: ArrayView2<T>,
+        mut out: ArrayViewMut2<T>,
+        ahead: usize,
+    ) {
         assert_eq!(
             x.nrows(),
             self.n,
@@ -237,49 +275,83 @@ impl<T: Real> CsrGraph<T> {
         let x = x.as_standard_layout();
         let x = x.as_slice().expect("a standard layout");
         match out.as_slice_mut() {
-            Some(out) => self.matmul_slices(x, k, out),
+            Some(out) => self.matmul_slices(x, k, out, ahead),
             None => {
                 let mut dense = Array2::zeros((self.n, k));
                 let slice = dense.as_slice_mut().expect("a fresh array");
-                self.matmul_slices(x, k, slice);
+                self.matmul_slices(x, k, slice, ahead);
                 out.assign(&dense);
             }
         }
     }
 
     /// `A·X` on row-major slices of width `k`, blocks of rows in parallel.
-    fn matmul_slices(&self, x: &[T], k: usize, out: &mut [T]) {
+    fn matmul_slices(&self, x: &[T], k: usize, out: &mut [T], ahead: usize) {
         out.par_chunks_mut(k * ROWS_PER_TASK)
             .enumerate()
-            .for_each(|(block, rows)| {
-                let first = block * ROWS_PER_TASK;
-                for (r, row) in rows.chunks_exact_mut(k).enumerate() {
-                    self.gather_row(first + r, x, row);
-                }
-            });
+            .for_each(|(block, rows)| self.gather_rows(block * ROWS_PER_TASK, x, k, rows, ahead));
     }
 
-    /// Writes `(A·X)ᵢ = Σⱼ A[i, j]·Xⱼ` into `acc`, with `x` row-major of width
-    /// `acc.len()`.
+    /// Writes rows `first..first + b` of `A·X` into `out`, `(A·X)ᵢ = Σⱼ A[i, j]·Xⱼ`, with
+    /// the row of the entry `ahead` places on prefetched (none for `ahead = 0`).
     ///
     /// # Shapes
-    /// `x`: `[n·k]` (row-major `[n, k]`); `acc`: `[k]`.
-    pub(crate) fn gather_row(&self, i: usize, x: &[T], acc: &mut [T]) {
-        let range = self.indptr[i]..self.indptr[i + 1];
-        let (cols, weights) = (&self.indices[range.clone()], &self.weights[range]);
-        match acc.len() {
-            1 => gather_fixed::<T, 1>(cols, weights, x, acc),
-            8 => gather_fixed::<T, 8>(cols, weights, x, acc),
-            16 => gather_fixed::<T, 16>(cols, weights, x, acc),
-            32 => gather_fixed::<T, 32>(cols, weights, x, acc),
-            64 => gather_fixed::<T, 64>(cols, weights, x, acc),
-            k => {
+    /// `x`: `[n·k]` (row-major `[n, k]`); `out`: `[b·k]` (row-major `[b, k]`), k > 0.
+    pub(crate) fn gather_rows(&self, first: usize, x: &[T], k: usize, out: &mut [T], ahead: usize) {
+        match (k, ahead > 0) {
+            (1, true) => self.gather::<1, true>(first, x, out, k, ahead),
+            (8, true) => self.gather::<8, true>(first, x, out, k, ahead),
+            (16, true) => self.gather::<16, true>(first, x, out, k, ahead),
+            (32, true) => self.gather::<32, true>(first, x, out, k, ahead),
+            (64, true) => self.gather::<64, true>(first, x, out, k, ahead),
+            (_, true) => self.gather::<0, true>(first, x, out, k, ahead),
+            (1, false) => self.gather::<1, false>(first, x, out, k, 0),
+            (8, false) => self.gather::<8, false>(first, x, out, k, 0),
+            (16, false) => self.gather::<16, false>(first, x, out, k, 0),
+            (32, false) => self.gather::<32, false>(first, x, out, k, 0),
+            (64, false) => self.gather::<64, false>(first, x, out, k, 0),
+            (_, false) => self.gather::<0, false>(first, x, out, k, 0),
+        }
+    }
+
+    /// The kernel of [`gather_rows`](Self::gather_rows) for a row width `K` known at compile
+    /// time (`K = 0`: the width `k` known at run time), prefetching when `AHEAD`. With `K > 0`
+    /// a row's sum stays in registers and `out` is written once; with `K = 0` it is summed
+    /// in place.
+    ///
+    /// # Shapes
+    /// `x`: row-major `[n, k]`; `out`: row-major `[b, k]`.
+    #[inline]
+    fn gather<const K: usize, const AHEAD: bool>(
+        &self,
+        first: usize,
+        x: &[T],
+        out: &mut [T],
+        k: usize,
+        ahead: usize,
+    ) {
+        let k = if K == 0 { k } else { K };
+        for (r, acc) in out.chunks_exact_mut(k).enumerate() {
+            let entries = self.indptr[first + r]..self.indptr[first + r + 1];
+            let mut fixed = [T::zero(); K];
+            let sum: &mut [T] = if K == 0 {
                 acc.fill(T::zero());
-                for (&j, &w) in cols.iter().zip(weights) {
-                    for (a, &v) in acc.iter_mut().zip(&x[j * k..(j + 1) * k]) {
-                        *a += w * v;
-                    }
+                &mut *acc
+            } else {
+                &mut fixed
+            };
+            for e in entries {
+                if AHEAD && let Some(&later) = self.indices.get(e + ahead) {
+                    let at = later as usize * k;
+                    crate::prefetch::lines(&x[at..at + k]);
                 }
+                let (j, w) = (self.indices[e] as usize * k, self.weights[e]);
+                for (s, &v) in sum.iter_mut().zip(&x[j..j + k]) {
+                    *s += w * v;
+                }
+            }
+            if K > 0 {
+                acc.copy_from_slice(&fixed);
             }
         }
     }
@@ -385,23 +457,6 @@ impl<T: Real> CsrGraph<T> {
 /// Rows per parallel task of the sparse products: enough to amortise the scheduling.
 pub(crate) const ROWS_PER_TASK: usize = 512;
 
-/// `acc = Σ w·x[j]` over the entries `(j, w)` of one row, for a row width `K` known at
-/// compile time: the sum stays in registers and `acc` is written once.
-///
-/// # Shapes
-/// `cols`, `weights`: `[d]`; `x`: row-major `[n, K]`; `acc`: `[K]`.
-#[inline]
-fn gather_fixed<T: Real, const K: usize>(cols: &[usize], weights: &[T], x: &[T], acc: &mut [T]) {
-    let mut sum = [T::zero(); K];
-    for (&j, &w) in cols.iter().zip(weights) {
-        let row: &[T; K] = x[j * K..(j + 1) * K].try_into().expect("a row of width K");
-        for (s, &v) in sum.iter_mut().zip(row) {
-            *s += w * v;
-        }
-    }
-    acc.copy_from_slice(&sum);
-}
-
 #[cfg(test)]
 mod tests {
     use ndarray::array;
@@ -489,6 +544,95 @@ mod tests {
             g.matmul_into(xt.t(), out.view_mut().reversed_axes());
             assert!(close(&out.t().to_owned(), 1e-12), "strided, k = {k}");
         }
+    }
+
+    /// A graph on 600 nodes (two row blocks of the parallel split) whose rows 0, 300, 511,
+    /// 512 and 599 are empty, the others with 0–12 entries of weights in (0, 1].
+    fn graph_with_empty_rows() -> CsrGraph {
+        let empty = [0, 300, 511, 512, 599];
+        let n = 600;
+        let draws = crate::eigen::random_block(n, 25, 11);
+        let triplets = (0..n)
+            .filter(|i| !empty.contains(i))
+            .flat_map(|i| {
+                let row = draws.row(i);
+                let count = ((row[0] + 1.0) * 6.5) as usize;
+                (1..=count)
+                    .map(move |c| {
+                        let j = ((row[c] + 1.0) / 2.0 * n as f64) as usize % n;
+                        (i, j, (row[c + 12] + 1.0) / 2.0 + 1e-3)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let g = CsrGraph::from_triplets(n, triplets).unwrap();
+        assert!(empty.iter().all(|&i| g.row(i).count() == 0));
+        g
+    }
+
+    #[test]
+    fn prefetching_kernels_match_the_plain_one_and_the_dense_product() {
+        // Oracles: the kernel without prefetch (ahead = 0), which must agree to the bit since
+        // a prefetch changes no value; and ndarray's dense product, to rounding (f64: sums of
+        // ≤ 13 terms |w·x| ≤ 1, so 1e-13; f32: 13 × 6e-8 relative, so 1e-5). Every width
+        // 1…64 (the unrolled ones and the run-time width), distances 1 to past the last
+        // entry, empty rows at block edges, strided input and output.
+        let g = graph_with_empty_rows();
+        let g32 = g.cast::<f32>();
+        let dense = g.to_dense();
+        for k in 1..=64 {
+            let x = crate::eigen::random_block(600, k, k as u64);
+            let expected = dense.dot(&x);
+            let plain = {
+                let mut out = Array2::zeros((600, k));
+                g.matmul_into_prefetching(x.view(), out.view_mut(), 0);
+                out
+            };
+            assert!(
+                plain
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, b)| (a - b).abs() < 1e-13),
+                "plain f64, k = {k}"
+            );
+            let x32 = x.mapv(|v| v as f32);
+            let plain32 = {
+                let mut out = Array2::zeros((600, k));
+                g32.matmul_into_prefetching(x32.view(), out.view_mut(), 0);
+                out
+            };
+            assert!(
+                plain32
+                    .iter()
+                    .zip(&expected)
+                    .all(|(&a, b)| (f64::from(a) - b).abs() < 1e-5),
+                "plain f32, k = {k}"
+            );
+            assert_eq!(g.matmul(x.view()), plain, "the default, k = {k}");
+            for ahead in [1, 5, PREFETCH_AHEAD, g.entries() + 7] {
+                let mut out = Array2::zeros((600, k));
+                g.matmul_into_prefetching(x.view(), out.view_mut(), ahead);
+                assert_eq!(out, plain, "f64, k = {k}, ahead = {ahead}");
+                let mut out = Array2::zeros((600, k));
+                g32.matmul_into_prefetching(x32.view(), out.view_mut(), ahead);
+                assert_eq!(out, plain32, "f32, k = {k}, ahead = {ahead}");
+            }
+            // Transposed input, output written through a transposed view.
+            let xt = x.t().to_owned();
+            let mut out = Array2::zeros((k, 600));
+            g.matmul_into_prefetching(xt.t(), out.view_mut().reversed_axes(), PREFETCH_AHEAD);
+            assert_eq!(out.t(), plain, "strided, k = {k}");
+        }
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn too_many_nodes_for_u32_indices_is_an_error() {
+        // MAX_NODES + 1 nodes is rejected before any array of that size is allocated.
+        let err = CsrGraph::<f64>::from_triplets(MAX_NODES + 1, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("column indices are u32"), "{err}");
     }
 
     #[test]

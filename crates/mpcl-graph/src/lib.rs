@@ -30,6 +30,7 @@ pub mod eigen;
 pub mod flow;
 pub mod linalg;
 pub mod objective;
+mod prefetch;
 mod real;
 #[cfg(test)]
 mod testing;
@@ -37,7 +38,7 @@ pub mod toy;
 pub mod trajectory;
 
 pub use adjacency::Adjacency;
-pub use csr::CsrGraph;
+pub use csr::{CsrGraph, MAX_NODES, PREFETCH_AHEAD};
 pub use real::Real;
 
 /// Inputs the graph layer cannot use.
