@@ -71,14 +71,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else {
             "eigenspace"
         };
-        if args.list || args.dry_run || args.jobs > 1 || args.slurm.slurm {
+        if args.list || args.jobs > 1 || args.slurm.slurm {
             bail!(
-                "{}: a {sub} experiment is one run: --list, --dry-run, --jobs and --slurm do \
-                 not apply",
+                "{}: a {sub} experiment is one run: --list, --jobs and --slurm do not apply",
                 path.display()
             );
         }
         setup::ensure_libtorch(false)?;
+        if args.dry_run {
+            build_mpcl()?;
+            let mut check = Command::new(mpcl_path());
+            check.arg("check").arg("--config").arg(&config);
+            return run_cmd(&mut check);
+        }
         let mut mpcl = Command::new(mpcl_path());
         mpcl.arg(sub).arg("--config").arg(&config);
         if kind == Kind::Eigenspace {

@@ -72,8 +72,9 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Validate an experiment's config and print it resolved, every default filled in;
-    /// `cargo xtask experiment --dry-run` checks each run of a grid with it.
+    /// Validate an experiment's config (a train, toy or eigenspace file, by its `kind`) and
+    /// print it resolved, every default filled in; `cargo xtask experiment --dry-run` checks
+    /// each run of a grid with it.
     Check {
         /// The experiment's TOML file.
         #[arg(long)]
@@ -156,11 +157,21 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Validates a config with the parser of the subcommand its `kind` names and prints it
+/// resolved.
 fn check(config: &std::path::Path, origin: Option<String>) -> anyhow::Result<()> {
     let origin = origin.unwrap_or_else(|| config.display().to_string());
     let text = std::fs::read_to_string(config).with_context(|| format!("reading {origin}"))?;
-    let cfg = Config::parse(&text, &origin)?;
-    print!("{}", toml::to_string_pretty(&cfg)?);
+    // The kind alone, leniently: each parser reports its own errors, naming the key.
+    let kind = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| t.get("kind").and_then(|k| k.as_str().map(str::to_owned)));
+    let resolved = match kind.as_deref() {
+        Some("toy") => toml::to_string_pretty(&ToyConfig::parse(&text, &origin)?)?,
+        Some("eigenspace") => toml::to_string_pretty(&EigenspaceConfig::parse(&text, &origin)?)?,
+        _ => toml::to_string_pretty(&Config::parse(&text, &origin)?)?,
+    };
+    print!("{resolved}");
     Ok(())
 }
 
