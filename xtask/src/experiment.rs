@@ -1,7 +1,8 @@
 //! `cargo xtask experiment [FILE]`: provision, build the `mpcl` binary in release mode, run.
 //!
 //! Without a file the binary runs its embedded default, `configs/default.toml`, into a new
-//! timestamped directory, as it always has. A file whose `kind` is `"toy"` runs `mpcl toy`.
+//! timestamped directory, as it always has. A file whose `kind` is `"toy"` runs `mpcl toy`,
+//! one whose `kind` is `"eigenspace"` runs `mpcl eigenspace` (after provisioning its data).
 //! Any other file is an experiment (mpcl-experiment): a grid with an `[experiment]` table,
 //! or a plain config as a one-run experiment. Its runs go to `<runs>/<name>/<config>/seed-<n>`,
 //! finished ones are skipped, interrupted ones resumed, and the report is written after the
@@ -63,22 +64,36 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return run_default(args, &runs);
     };
     let (path, table) = read_table(&config)?;
-    if experiment_kind(&path, &table)? == Kind::Toy {
-        if args.list || args.dry_run || args.jobs > 1 || args.slurm.slurm {
+    let kind = experiment_kind(&path, &table)?;
+    if kind != Kind::Train {
+        let sub = if kind == Kind::Toy {
+            "toy"
+        } else {
+            "eigenspace"
+        };
+        if args.list || args.jobs > 1 || args.slurm.slurm {
             bail!(
-                "{}: a toy experiment is one run: --list, --dry-run, --jobs and --slurm do \
-                 not apply",
+                "{}: a {sub} experiment is one run: --list, --jobs and --slurm do not apply",
                 path.display()
             );
         }
         setup::ensure_libtorch(false)?;
-        build_mpcl()?;
+        if args.dry_run {
+            build_mpcl()?;
+            let mut check = Command::new(mpcl_path());
+            check.arg("check").arg("--config").arg(&config);
+            return run_cmd(&mut check);
+        }
         let mut mpcl = Command::new(mpcl_path());
-        mpcl.arg("toy")
-            .arg("--config")
-            .arg(&config)
-            .arg("--runs-dir")
-            .arg(&runs);
+        mpcl.arg(sub).arg("--config").arg(&config);
+        if kind == Kind::Eigenspace {
+            let keys = config_data(&path, &table)?;
+            let data_dir = data::resolve_dir(args.data_dir.as_deref().or(keys.dir.as_deref()));
+            data::ensure(&Dataset::new(keys.dataset, None, None)?, &data_dir, None)?;
+            mpcl.arg("--data-dir").arg(&data_dir);
+        }
+        build_mpcl()?;
+        mpcl.arg("--runs-dir").arg(&runs);
         say(format!("running {mpcl:?}"));
         return run_cmd(&mut mpcl);
     }
@@ -290,6 +305,7 @@ fn read_table(path: &Path) -> anyhow::Result<(PathBuf, toml::Table)> {
 enum Kind {
     Train,
     Toy,
+    Eigenspace,
 }
 
 /// The top-level `kind` of an experiment file: absent means `"train"`. The binary
@@ -300,8 +316,9 @@ fn experiment_kind(path: &Path, table: &toml::Table) -> anyhow::Result<Kind> {
         Some(v) => match v.as_str() {
             Some("train") => Ok(Kind::Train),
             Some("toy") => Ok(Kind::Toy),
+            Some("eigenspace") => Ok(Kind::Eigenspace),
             _ => anyhow::bail!(
-                "{}: kind = {v}: expected \"train\" or \"toy\"",
+                "{}: kind = {v}: expected \"train\", \"toy\" or \"eigenspace\"",
                 path.display()
             ),
         },
@@ -349,6 +366,7 @@ mod tests {
         assert_eq!(kind("name = \"a\"").unwrap(), Kind::Train);
         assert_eq!(kind("kind = \"train\"").unwrap(), Kind::Train);
         assert_eq!(kind("kind = \"toy\"").unwrap(), Kind::Toy);
+        assert_eq!(kind("kind = \"eigenspace\"").unwrap(), Kind::Eigenspace);
         let err = kind("kind = \"plot\"").unwrap_err().to_string();
         assert!(err.contains("x.toml: kind = \"plot\""), "{err}");
     }

@@ -359,6 +359,51 @@ pub fn views(sample: &[usize], weight: Option<&[f64]>) -> Result<CsrGraph, Graph
     CsrGraph::from_triplets(n, triplets)
 }
 
+/// The empirical augmentation graph of a set of views: `A = w·A_views + w_knn·A_knn`, with
+/// `A_views` the graph of [`views`] (views of one sample linked, self-loops included) and
+/// `A_knn` the symmetrised graph of neighbour `lists` ([`graph_of_lists`], no self-loops).
+/// An edge of both graphs gets the sum of the two weights.
+///
+/// # Errors
+/// [`GraphError::Shape`] when `lists` does not have one list per view or names a view out
+/// of range, [`GraphError::Parameter`] for a weight that is negative or not finite.
+///
+/// Complexity: O(Σ m_s² + n·k) entries, sorted per row.
+pub fn views_with_neighbours(
+    sample: &[usize],
+    lists: &[Vec<usize>],
+    within: f64,
+    knn_weight: f64,
+) -> Result<CsrGraph, GraphError> {
+    let n = sample.len();
+    if lists.len() != n {
+        return Err(GraphError::Shape(format!(
+            "{} neighbour lists for {n} views",
+            lists.len()
+        )));
+    }
+    if let Some(j) = lists.iter().flatten().find(|&&j| j >= n) {
+        return Err(GraphError::Shape(format!(
+            "a neighbour list names view {j} of {n}"
+        )));
+    }
+    for (key, w) in [("within", within), ("knn_weight", knn_weight)] {
+        if !(w >= 0.0 && w.is_finite()) {
+            return Err(GraphError::Parameter(format!(
+                "{key} = {w}: expected a finite weight ≥ 0"
+            )));
+        }
+    }
+    let same = views(sample, None)?;
+    let near = graph_of_lists(lists, false);
+    let triplets = same
+        .triplets()
+        .map(|(i, j, w)| (i, j, w * within))
+        .chain(near.triplets().map(|(i, j, w)| (i, j, w * knn_weight)))
+        .collect();
+    CsrGraph::from_triplets(n, triplets)
+}
+
 /// The graph of views of the loader's view-major layout: `views · n` rows, row `k` a view
 /// of sample `k mod n`, views of one sample linked with weight 1, self-loops included.
 pub fn view_major(n: usize, views_per_sample: usize) -> CsrGraph {

@@ -5,10 +5,10 @@
 //! same nodes: it measures linear separability of the given points, not generalisation.
 
 use ndarray::parallel::prelude::*;
-use ndarray::{Array1, Array2, ArrayView2, Axis, concatenate};
+use ndarray::{Array2, ArrayView2, Axis, concatenate};
 
 use crate::GraphError;
-use crate::linalg::eigh;
+use crate::linalg::least_squares;
 
 /// Checks labels against the feature rows; returns the number of classes.
 fn check_labels(f: ArrayView2<f64>, labels: &[usize]) -> Result<usize, GraphError> {
@@ -78,9 +78,8 @@ pub fn distance_ratio(f: ArrayView2<f64>, labels: &[usize]) -> Result<f64, Graph
 
 /// The training accuracy of the least-squares linear classifier: `W = argmin ‖[Z 1]W − Y‖²`
 /// with `Z` the standardised features and `Y` one-hot labels, then `argmax` of `[Z 1]W`
-/// per row. Solved through the eigendecomposition of the Gram matrix; directions with
-/// eigenvalue below 1e-12 of the largest are dropped (a pseudo-inverse), so collapsed
-/// features give a defined answer. Standardising does not change the predictions, only the
+/// per row. Solved by [`least_squares`] (a pseudo-inverse), so collapsed features give a
+/// defined answer. Standardising does not change the predictions, only the
 /// conditioning.
 ///
 /// # Shapes
@@ -100,11 +99,7 @@ pub fn probe_accuracy(f: ArrayView2<f64>, labels: &[usize]) -> Result<f64, Graph
     let z = (&f - &mean) / &std;
     let x = concatenate![Axis(1), z, Array2::ones((n, 1))];
     let y = Array2::from_shape_fn((n, classes), |(i, c)| f64::from(labels[i] == c));
-    let (values, vectors) = eigh(x.t().dot(&x).view());
-    let cutoff = values[0].max(0.0) * 1e-12;
-    let inverse: Array1<f64> = values.mapv(|v| if v > cutoff { v.recip() } else { 0.0 });
-    // W = V Λ⁺ Vᵀ Xᵀ Y.
-    let w = (&vectors * &inverse).dot(&vectors.t()).dot(&x.t().dot(&y));
+    let w = least_squares(x.view(), y.view());
     let scores = x.dot(&w);
     let correct = scores
         .rows()

@@ -196,7 +196,9 @@ impl<T: Real> CsrGraph<T> {
     pub fn sym_normalized(&self) -> Result<Self, GraphError> {
         let d = self.check_degrees()?;
         let s: Vec<T> = d.iter().map(|x| x.sqrt().recip()).collect();
-        Ok(self.map_weights(|i, j, w| w * s[i] * s[j]))
+        // sᵢ·sⱼ first: a product of two factors is the same both ways round, so Ā stays
+        // exactly symmetric ((w·sᵢ)·sⱼ and (w·sⱼ)·sᵢ can differ in the last bit).
+        Ok(self.map_weights(|i, j, w| w * (s[i] * s[j])))
     }
 
     /// The random-walk normalisation `D^-1 A`, rows summing to 1.
@@ -481,6 +483,21 @@ mod tests {
         for row in rw.rows() {
             assert!((row.sum() - 1.0).abs() < 1e-15);
         }
+    }
+
+    #[test]
+    fn the_normalisation_of_a_weighted_symmetric_graph_is_exactly_symmetric() {
+        // Weights other than 1 and unequal degrees: the case where rounding could break it.
+        let mut triplets = Vec::new();
+        for i in 0..40usize {
+            for j in [i, (i + 1) % 40, (i * 7 + 3) % 40] {
+                let w = 0.3 + (i * j % 11) as f64 * 0.7;
+                triplets.extend([(i, j, w), (j, i, w)]);
+            }
+        }
+        let g = CsrGraph::from_triplets(40, triplets).unwrap();
+        assert!(g.is_symmetric());
+        assert!(g.sym_normalized().unwrap().is_symmetric());
     }
 
     #[test]

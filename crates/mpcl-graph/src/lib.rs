@@ -7,7 +7,8 @@
 //!   connected components and the largest one, edge dropping, casts between f32 and f64.
 //! - [`Adjacency`]: what the updates need of a graph, for CSR and dense (`Array2`) graphs.
 //! - [`build`]: ε-ball and k-NN graphs from point clouds (k-d tree, no all-pairs pass), the
-//!   graph of views from a view → sample assignment, rewiring with feature-space neighbours.
+//!   graph of views from a view → sample assignment (alone or with k-NN edges), rewiring
+//!   with feature-space neighbours.
 //! - [`descent`]: approximate k-NN lists by NN-descent, for many points in many dimensions.
 //! - [`eigen`]: the top eigenpairs of Ā with a convergence report.
 //! - [`objective`]: batch InfoNCE and spectral losses over a graph of views, written once, as
@@ -16,6 +17,8 @@
 //!   message-passing steps, and the metrics of where the features go.
 //! - [`flow`]: the spectral step on a sparse graph fused into one pass over the features.
 //! - [`classes`]: class separation of features: a distance ratio and a least-squares probe.
+//! - [`subspace`]: how close features come to a target subspace (principal angles, R²).
+//! - [`sample`]: positive pairs drawn with probability ∝ A[x, x′].
 //! - [`trajectory`]: runs of the dynamics with their metrics recorded every m steps.
 //! - [`toy`]: the two-Gaussian toy experiment of science.md §3 (the paper's Figure 1).
 //! - [`linalg`]: the small dense algebra these need (f64).
@@ -32,6 +35,8 @@ pub mod linalg;
 pub mod objective;
 mod prefetch;
 mod real;
+pub mod sample;
+pub mod subspace;
 #[cfg(test)]
 mod testing;
 pub mod toy;

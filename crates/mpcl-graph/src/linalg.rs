@@ -6,6 +6,8 @@
 //! - [`orthonormalize`]: an orthonormal basis of a matrix's columns (modified Gram–Schmidt,
 //!   twice for stability).
 //! - [`singular_values`]: via the eigenvalues of `XᵀX`, for tall, thin matrices.
+//! - [`least_squares`]: `argmin ‖XW − Y‖²` through the eigendecomposition of `XᵀX`, a
+//!   pseudo-inverse for rank-deficient `X`.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 
@@ -107,6 +109,30 @@ pub fn singular_values(x: ArrayView2<f64>) -> Array1<f64> {
     values.mapv(|v| v.max(0.0).sqrt())
 }
 
+/// The least-squares solution `W = argmin ‖XW − Y‖²_F`, through the eigendecomposition
+/// of the Gram matrix: `W = V Λ⁺ Vᵀ XᵀY`, where directions with eigenvalue below 1e-12 of
+/// the largest are dropped (a pseudo-inverse), so a rank-deficient `X` (collapsed
+/// features, a constant column) gives the minimum-norm solution instead of an error.
+///
+/// # Shapes
+/// `x`: `[n, p]`, `y`: `[n, q]`; returns `[p, q]`.
+///
+/// # Panics
+/// If `x` and `y` have different row counts.
+///
+/// Complexity: O(n·p·(p + q) + p³).
+pub fn least_squares(x: ArrayView2<f64>, y: ArrayView2<f64>) -> Array2<f64> {
+    assert_eq!(
+        x.nrows(),
+        y.nrows(),
+        "least squares with different row counts"
+    );
+    let (values, vectors) = eigh(x.t().dot(&x).view());
+    let cutoff = values.first().map_or(0.0, |v| v.max(0.0)) * 1e-12;
+    let inverse: Array1<f64> = values.mapv(|v| if v > cutoff { v.recip() } else { 0.0 });
+    (&vectors * &inverse).dot(&vectors.t()).dot(&x.t().dot(&y))
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::array;
@@ -148,6 +174,27 @@ mod tests {
         );
         // x = Q Qᵀ x when the spans agree.
         assert!((q.dot(&q.t().dot(&x)) - &x).iter().all(|d| d.abs() < 1e-12));
+    }
+
+    #[test]
+    fn least_squares_recovers_an_exact_fit_and_projects_otherwise() {
+        // Y = XB exactly: the solution is B.
+        let x = pseudo_random(30, 3, 11);
+        let b = array![[1.0, -2.0], [0.5, 0.0], [3.0, 1.0]];
+        let w = least_squares(x.view(), x.dot(&b).view());
+        assert!((w - &b).iter().all(|d| d.abs() < 1e-10));
+        // y = (1, 2, 3) on x = (1, 1, 1): the best constant is the mean, 2 (by hand).
+        let w = least_squares(
+            array![[1.0], [1.0], [1.0]].view(),
+            array![[1.0], [2.0], [3.0]].view(),
+        );
+        assert!((w[[0, 0]] - 2.0).abs() < 1e-14);
+        // A duplicated column: the minimum-norm solution splits the weight evenly.
+        let w = least_squares(
+            array![[1.0, 1.0], [2.0, 2.0]].view(),
+            array![[2.0], [4.0]].view(),
+        );
+        assert!((w[[0, 0]] - 1.0).abs() < 1e-12 && (w[[1, 0]] - 1.0).abs() < 1e-12);
     }
 
     #[test]

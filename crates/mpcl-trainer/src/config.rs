@@ -23,7 +23,8 @@ pub const DEFAULT_TOML: &str = include_str!("../../../configs/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The experiment's kind: `"train"` (default) is the only one this type runs; `"toy"`
-    /// files belong to `mpcl toy` (see `mpcl_graph::toy::ToyConfig`).
+    /// files belong to `mpcl toy` (see `mpcl_graph::toy::ToyConfig`), `"eigenspace"` ones to
+    /// `mpcl eigenspace` ([`crate::eigenspace::EigenspaceConfig`]).
     #[serde(default)]
     pub kind: ExperimentKind,
     /// Names the run directory (`<runs>/<name>-<time>`). Default `"experiment"`.
@@ -120,6 +121,8 @@ pub enum ExperimentKind {
     Train,
     /// `mpcl toy`.
     Toy,
+    /// `mpcl eigenspace`.
+    Eigenspace,
 }
 
 /// `[data]`.
@@ -493,8 +496,14 @@ impl Config {
                 Err(format!("{key} = {v}: must be ≥ {min}"))
             }
         };
-        if self.kind != ExperimentKind::Train {
-            return Err("kind = \"toy\": a toy experiment; run it with `mpcl toy`".into());
+        match self.kind {
+            ExperimentKind::Train => {}
+            ExperimentKind::Toy => {
+                return Err("kind = \"toy\": a toy experiment; run it with `mpcl toy`".into());
+            }
+            ExperimentKind::Eigenspace => {
+                return Err("kind = \"eigenspace\": run it with `mpcl eigenspace`".into());
+            }
         }
         let name = &self.name;
         if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
@@ -690,6 +699,7 @@ mod tests {
             ),
             ("name = \".\"\n", "leading dot"),
             ("kind = \"toy\"\n", "run it with `mpcl toy`"),
+            ("kind = \"eigenspace\"\n", "run it with `mpcl eigenspace`"),
             ("kind = \"plot\"\n", "unknown variant `plot`"),
             ("[eval.knn]\nk = 0\n", "eval.knn.k = 0"),
             (

@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod eigenspace;
 pub mod evaluate;
 pub mod model;
 pub mod online;

@@ -2,6 +2,8 @@
 //!
 //! `mpcl train` without `--config` runs the embedded default (configs/default.toml);
 //! `mpcl toy --config configs/toy.toml` runs the toy experiment of docs/science.md §3;
+//! `mpcl eigenspace --config configs/eigenspace.toml` compares learned features with the
+//! top eigenspace of an empirical augmentation graph;
 //! `mpcl check --config FILE` validates a config and prints it resolved.
 
 use std::io::IsTerminal;
@@ -11,6 +13,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mpcl_graph::toy::ToyConfig;
+use mpcl_trainer::eigenspace::EigenspaceConfig;
 use mpcl_trainer::{Config, RunDir};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;
@@ -69,8 +72,9 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Validate an experiment's config and print it resolved, every default filled in;
-    /// `cargo xtask experiment --dry-run` checks each run of a grid with it.
+    /// Validate an experiment's config (a train, toy or eigenspace file, by its `kind`) and
+    /// print it resolved, every default filled in; `cargo xtask experiment --dry-run` checks
+    /// each run of a grid with it.
     Check {
         /// The experiment's TOML file.
         #[arg(long)]
@@ -88,6 +92,23 @@ enum Cmd {
         /// Where run directories go.
         #[arg(long, default_value = "runs")]
         runs_dir: PathBuf,
+    },
+    /// Train SimCLR and the spectral loss on an empirical augmentation graph of real views
+    /// and measure how close their features come to its top eigenspace; writes metrics, a
+    /// report and a figure.
+    Eigenspace {
+        /// The experiment's TOML file (`kind = "eigenspace"`), e.g. configs/eigenspace.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// Write into exactly this directory (created when missing).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Otherwise a new `<runs>/<name>-<time>` directory.
+        #[arg(long, default_value = "runs", conflicts_with = "out")]
+        runs_dir: PathBuf,
+        /// The data directory (overrides `data.dir` and $MPCL_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -109,6 +130,12 @@ fn main() -> anyhow::Result<()> {
             train(config, data_dir, target, stop_after_epoch)
         }
         Cmd::Toy { config, runs_dir } => toy(&config, &runs_dir),
+        Cmd::Eigenspace {
+            config,
+            out,
+            runs_dir,
+            data_dir,
+        } => eigenspace(&config, out, &runs_dir, data_dir),
         Cmd::Eval {
             checkpoint,
             dataset,
@@ -130,11 +157,21 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Validates a config with the parser of the subcommand its `kind` names and prints it
+/// resolved.
 fn check(config: &std::path::Path, origin: Option<String>) -> anyhow::Result<()> {
     let origin = origin.unwrap_or_else(|| config.display().to_string());
     let text = std::fs::read_to_string(config).with_context(|| format!("reading {origin}"))?;
-    let cfg = Config::parse(&text, &origin)?;
-    print!("{}", toml::to_string_pretty(&cfg)?);
+    // The kind alone, leniently: each parser reports its own errors, naming the key.
+    let kind = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| t.get("kind").and_then(|k| k.as_str().map(str::to_owned)));
+    let resolved = match kind.as_deref() {
+        Some("toy") => toml::to_string_pretty(&ToyConfig::parse(&text, &origin)?)?,
+        Some("eigenspace") => toml::to_string_pretty(&EigenspaceConfig::parse(&text, &origin)?)?,
+        _ => toml::to_string_pretty(&Config::parse(&text, &origin)?)?,
+    };
+    print!("{resolved}");
     Ok(())
 }
 
@@ -154,6 +191,38 @@ fn toy(config: &std::path::Path, runs_dir: &std::path::Path) -> anyhow::Result<(
     println!(
         "\n{}\nfigures, table, trajectory and log: {}",
         result.markdown(),
+        dir.path().display()
+    );
+    Ok(())
+}
+
+fn eigenspace(
+    config: &std::path::Path,
+    out: Option<PathBuf>,
+    runs_dir: &std::path::Path,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let origin = config.display().to_string();
+    let text = std::fs::read_to_string(config).with_context(|| format!("reading {origin}"))?;
+    let cfg = EigenspaceConfig::parse(&text, &origin)?;
+    let data_dir = data_dir
+        .or_else(|| cfg.data.dir.clone())
+        .unwrap_or_else(mpcl_data::default_data_dir);
+    let dir = match out {
+        Some(out) => RunDir::open(&out)?,
+        None => RunDir::create(runs_dir, &cfg.name)?,
+    };
+    init_logging(&dir)?;
+    let result = mpcl_trainer::eigenspace::run(&cfg, &data_dir, &dir).with_context(|| {
+        format!(
+            "eigenspace run {} failed; its log is in {}",
+            cfg.name,
+            dir.log_path().display()
+        )
+    })?;
+    println!(
+        "\n{}\nmetrics, report, figure and log: {}",
+        result.markdown(&cfg),
         dir.path().display()
     );
     Ok(())

@@ -1,5 +1,5 @@
 //! Experiment grids through the real `mpcl` binary: every preset in configs/ validates with
-//! the trainer's parser, the comparison preset shrunk to the first images of the real
+//! the parser of the command that runs it, the comparison preset shrunk to the first images of the real
 //! Fashion-MNIST (which `cargo xtask test` provisions) runs, skips and resumes end to end
 //! into a report, and the CIFAR smoke preset runs on synthetic files in the CIFAR binary
 //! format.
@@ -12,6 +12,7 @@ use mpcl_data::cifar::{CIFAR10, IMAGE_BYTES};
 use mpcl_data::{Dataset, fsutil};
 use mpcl_experiment::runner::{self, Launcher, read_attempts};
 use mpcl_experiment::{Experiment, Report, RunState};
+use mpcl_trainer::eigenspace::EigenspaceConfig;
 use mpcl_trainer::run_dir::EpochMetrics;
 use mpcl_trainer::{Config, RunDir};
 
@@ -42,12 +43,18 @@ fn every_preset_expands_into_configs_the_trainer_accepts() {
         ("stl10.toml", 2 * 3),
         ("imagenet100.toml", 2 * 3),
     ];
-    // Every train preset is listed here (the toy runs `mpcl toy`, not a grid).
+    // Every train preset is listed here (the toy runs `mpcl toy` and the eigenspace preset
+    // `mpcl eigenspace`, not grids; their own parsers validate them below).
+    let one_run = ["toy.toml", "eigenspace.toml"];
     let mut presets: Vec<String> = std::fs::read_dir(configs())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".toml") && n != "toy.toml")
+        .filter(|n| n.ends_with(".toml") && !one_run.contains(&n.as_str()))
         .collect();
+    let read = |file: &str| std::fs::read_to_string(configs().join(file)).unwrap();
+    mpcl_graph::toy::ToyConfig::parse(&read("toy.toml"), "toy.toml").unwrap();
+    let eigen = "eigenspace.toml";
+    EigenspaceConfig::parse(&read(eigen), eigen).unwrap_or_else(|e| panic!("{e}"));
     presets.sort();
     let mut listed: Vec<String> = expected.iter().map(|(f, _)| f.to_string()).collect();
     listed.sort();
