@@ -122,8 +122,8 @@ fn nearest(x: &Tensor, k: usize) -> Vec<Vec<bhtsne::Neighbor<f64>>> {
     let mut out = Vec::with_capacity(n as usize);
     for start in (0..n).step_by(BLOCK as usize) {
         let len = BLOCK.min(n - start);
-        // Direct differences (mode 2), not the ‖a‖² + ‖b‖² − 2a·b expansion, so distances
-        // are exact and each row's own zero is the only one to mask.
+        // Direct differences (mode 2), not the ‖a‖² + ‖b‖² − 2a·b expansion, so
+        // distances are exact and each row's own zero is the only one to mask.
         let d = Tensor::cdist(&x.narrow(0, start, len), x, 2.0, 2);
         let own = Tensor::arange_start(start, start + len, (Kind::Int64, tch::Device::Cpu));
         let d = d.scatter_value(1, &own.unsqueeze(1), f64::INFINITY);

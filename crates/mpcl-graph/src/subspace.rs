@@ -5,7 +5,8 @@
 //! ```text
 //! cos θᵢ = σᵢ(Q_Fᵀ Q_U)                  Q orthonormal bases, θ ascending
 //! mean cos² = (1/k) Σ cos² θᵢ            1: equal spans, 0: orthogonal ones
-//! R²(Y | X) = mean_j [1 − ‖yⱼ − ŷⱼ‖² / ‖yⱼ − ȳⱼ‖²]   ŷⱼ least squares on X with intercept
+//! R²(Y | X) = mean_j [1 − ‖yⱼ − ŷⱼ‖² / ‖yⱼ − ȳⱼ‖²]
+//!                                        ŷⱼ least squares on X with intercept
 //! ```
 //! The mean cos² equals the uncentred R² of U from F (an orthonormal U makes ‖P_F U‖²_F =
 //! Σ cos² θᵢ); the centred R² leaves out what an intercept explains, so a constant feature
@@ -131,9 +132,9 @@ mod tests {
 
     #[test]
     fn r_squared_by_hand() {
-        // y = 2x + 1 exactly: R² = 1. y = (1, −1, 1, −1) on x = (0, 1, 2, 3): centred x is
-        // (−1.5, −0.5, 0.5, 1.5), the slope Σx̃y/Σx̃² = −2/5 = −0.4, SS_res = 4 − 0.4²·5 =
-        // 3.2, SS_tot = 4, so R² = 1 − 3.2/4 = 0.2.
+        // y = 2x + 1 exactly: R² = 1. y = (1, −1, 1, −1) on x = (0, 1, 2, 3): centred x
+        // is (−1.5, −0.5, 0.5, 1.5), the slope Σx̃y/Σx̃² = −2/5 = −0.4,
+        // SS_res = 4 − 0.4²·5 = 3.2, SS_tot = 4, so R² = 1 − 3.2/4 = 0.2.
         let x = array![[0.0], [1.0], [2.0], [3.0]];
         let y = array![[1.0, 1.0], [3.0, -1.0], [5.0, 1.0], [7.0, -1.0]];
         let r2 = r_squared(x.view(), y.view()).unwrap();

@@ -22,8 +22,9 @@
 //!   report.md     the table (also printed), the eigenvalues of Ā, the graph
 //!   subspace.png  mean cos², R² and the losses over the steps
 //! ```
-//! Every file is written atomically. A run is not resumable: it takes minutes, and an
-//! interrupted one is simply run again (FIXME(#13)).
+//! Every file is written atomically. A run keeps no checkpoints, by design: it takes minutes
+//! and holds nothing worth saving between its measurements, so an interrupted one is run
+//! again into a new directory and leaves the finished ones untouched.
 
 use std::path::{Path, PathBuf};
 
@@ -405,8 +406,8 @@ pub struct Record {
     pub scaling: Scaling,
     /// Mean training loss over the steps since the previous record (NaN at step 0).
     pub loss: f64,
-    /// The population spectral loss −2 Tr(FᵀĀF) + ‖FᵀF‖²_F of F = D^1/2 f/√ΣA, for raw
-    /// features with degree scaling (NaN otherwise).
+    /// The population spectral loss −2 Tr(FᵀĀF) + ‖FᵀF‖²_F of F = D^1/2 f/√ΣA, for
+    /// raw features with degree scaling (NaN otherwise).
     pub population_loss: f64,
     /// The comparison with U.
     pub closeness: Closeness,
@@ -515,7 +516,8 @@ fn scale_rows(f: &Array2<f64>, scale: &[f64]) -> Array2<f64> {
     out
 }
 
-/// `−2 Tr(FᵀĀF) + ‖FᵀF‖²_F` (science.md §2), the spectral loss of F on the whole graph.
+/// `−2 Tr(FᵀĀF) + ‖FᵀF‖²_F` (science.md §2), the spectral loss of F on the whole
+/// graph.
 ///
 /// # Shapes
 /// `f`: `[N, k]`.
@@ -827,7 +829,8 @@ fn train(
                 .find(|r| r.features == method.own_features() && r.scaling == Scaling::Degree)
                 .expect("every map is measured");
             info!(
-                "{} step {step}/{}: loss {loss:.4}, mean cos² {:.4}, R² U←F {:.4}, R² F←U {:.4}",
+                "{} step {step}/{}: loss {loss:.4}, mean cos² {:.4}, R² U←F {:.4}, \
+                 R² F←U {:.4}",
                 method.name(),
                 t.steps,
                 own.closeness.mean_cos2,
@@ -1207,8 +1210,9 @@ mod tests {
 
     #[test]
     fn population_loss_at_the_top_eigenvectors_is_the_floor() {
-        // F = U Λ^1/2 minimises ‖Ā − FFᵀ‖² − ‖Ā‖² (Eckart–Young) with value −Σλᵢ². Ā here is
-        // the 4-cycle normalised (degree 2): eigenvalues 1, 0, 0, −1, top one u = ½·1.
+        // F = U Λ^1/2 minimises ‖Ā − FFᵀ‖² − ‖Ā‖² (Eckart–Young), with value
+        // −Σλᵢ². Ā here is the 4-cycle normalised (degree 2): eigenvalues 1, 0, 0, −1,
+        // the top one's u = ½·1.
         let cycle: Vec<_> = (0..4)
             .flat_map(|i| [(i, (i + 1) % 4, 1.0), ((i + 1) % 4, i, 1.0)])
             .collect();
@@ -1218,8 +1222,8 @@ mod tests {
             .unwrap();
         let f = Array2::from_elem((4, 1), 0.5);
         assert!((population_spectral_loss(&abar, &f) + 1.0).abs() < 1e-12);
-        // Half the scale: −2·¼ + (¼)² = −0.4375.
-        let half = &f * 0.5f64.sqrt();
+        // Half the scale, fᵀf = ¼ = fᵀĀf: −2·¼ + (¼)² = −0.4375, above the floor.
+        let half = &f * 0.5;
         assert!((population_spectral_loss(&abar, &half) + 0.4375).abs() < 1e-12);
     }
 

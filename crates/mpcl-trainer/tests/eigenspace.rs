@@ -121,14 +121,18 @@ fn angles_and_r2_on_constructed_inputs() {
     let w = q.slice(s![.., 4..7]).to_owned();
     let c = closeness(w.view(), u.view()).unwrap();
     let right = std::f64::consts::FRAC_PI_2;
-    assert!(c.angles.iter().all(|a| (a - right).abs() < 1e-6), "{:?}", c.angles);
+    assert!(
+        c.angles.iter().all(|a| (a - right).abs() < 1e-6),
+        "{:?}",
+        c.angles
+    );
     assert!(c.mean_cos2.abs() < 1e-12);
     assert!(c.r2_target_from_features.abs() < 1e-12);
     assert!(c.r2_features_from_target.abs() < 1e-12);
 
-    // F = [u₁, cos θ·u₂ + sin θ·w₁] against [u₁, u₂] with θ = 60°: angles 0 and 60°;
-    // u₂ projects onto F's second column with R² cos² θ = ¼, so mean cos² and both mean R²
-    // are (1 + ¼)/2 = 0.625.
+    // F = [u₁, cos θ·u₂ + sin θ·w₁] against [u₁, u₂] with θ = 60°: angles 0 and
+    // 60°; u₂ projects onto F's second column with R² cos² θ = ¼, so mean cos² and both
+    // mean R² are (1 + ¼)/2 = 0.625.
     let theta = 60f64.to_radians();
     let mut f = u.slice(s![.., 0..2]).to_owned();
     let tilted = &u.column(1) * theta.cos() + &w.column(0) * theta.sin();
@@ -171,10 +175,17 @@ fn eigenvectors_solve_the_eigen_equation_and_runs_share_their_start() {
     let residual = abar.matmul(u.view()) - u * values;
     for (i, col) in residual.columns().into_iter().enumerate() {
         let norm = col.dot(&col).sqrt();
-        assert!(norm <= cfg.graph.eigen_tol, "eigenpair {i}: residual {norm}");
+        assert!(
+            norm <= cfg.graph.eigen_tol,
+            "eigenpair {i}: residual {norm}"
+        );
     }
     let gram = u.t().dot(u);
-    assert!((gram - Array2::<f64>::eye(u.ncols())).iter().all(|d| d.abs() < 1e-10));
+    assert!(
+        (gram - Array2::<f64>::eye(u.ncols()))
+            .iter()
+            .all(|d| d.abs() < 1e-10)
+    );
     // A second implementation: all eigenvalues of the dense Ā by Jacobi rotations.
     let (dense, _) = eigh(abar.to_dense().view());
     for (a, b) in values.iter().zip(&dense) {
@@ -232,7 +243,10 @@ fn the_preset_runs_end_to_end_on_a_tiny_subset() {
     // not).
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + (2 + 2 * 3) * 4);
-    assert!(csv.starts_with("step,method,seed,features,scaling,loss,"), "{csv}");
+    assert!(
+        csv.starts_with("step,method,seed,features,scaling,loss,"),
+        "{csv}"
+    );
     assert!(csv.contains("\n6,spectral,0,z,degree,"), "{csv}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);

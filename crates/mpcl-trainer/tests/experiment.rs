@@ -1,8 +1,8 @@
 //! Experiment grids through the real `mpcl` binary: every preset in configs/ validates with
-//! the parser of the command that runs it, the comparison preset shrunk to the first images of the real
-//! Fashion-MNIST (which `cargo xtask test` provisions) runs, skips and resumes end to end
-//! into a report, and the CIFAR smoke preset runs on synthetic files in the CIFAR binary
-//! format.
+//! the parser of the command that runs it, the comparison preset shrunk to the first images
+//! of the real Fashion-MNIST (which `cargo xtask test` provisions) runs, skips and resumes
+//! end to end into a report, and the CIFAR smoke preset runs on synthetic files in the CIFAR
+//! binary format.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

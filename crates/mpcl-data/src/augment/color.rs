@@ -27,7 +27,7 @@ fn blend(d: u8, x: u8, f: f32) -> u8 {
 #[inline(always)]
 fn blend_clamped(d: u8, x: u8, f: f32) -> u8 {
     let v = f32::from(d) + f * (f32::from(x) - f32::from(d));
-    floor_small(f64::from(v.max(0.0).min(255.0))).1 as u8
+    floor_small(f64::from(v.clamp(0.0, 255.0))).1 as u8
 }
 
 /// The blend towards `d` with factor `f` of every byte value, as a lookup table.
@@ -232,7 +232,8 @@ fn floor_small(x: f64) -> (f64, u32) {
     (whole, (sum.to_bits() as u32).wrapping_sub(u32::from(above)))
 }
 
-/// C's `round` (half away from zero) of 0 ≤ x < 2³¹: the fractional part `x − ⌊x⌋` is exact.
+/// C's `round` (half away from zero) of 0 ≤ x < 2³¹: the fractional part `x − ⌊x⌋` is
+/// exact.
 #[inline(always)]
 fn round_non_negative(x: f64) -> u32 {
     let (whole, n) = floor_small(x);

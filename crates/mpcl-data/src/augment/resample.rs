@@ -154,7 +154,11 @@ fn cached_taps(filter: Interpolation, n_in: usize, n_out: usize) -> Rc<Taps> {
 /// `row`: `[w]` (the crop's row); `out`: `[out_w]`.
 #[inline(always)]
 fn horizontal<const N: usize>(row: &[u8], xs: &Taps, out: &mut [u8]) {
-    for ((m, &first), k) in out.iter_mut().zip(&xs.first).zip(xs.weights.chunks_exact(N)) {
+    for ((m, &first), k) in out
+        .iter_mut()
+        .zip(&xs.first)
+        .zip(xs.weights.chunks_exact(N))
+    {
         let src = &row[first..first + N];
         let mut sum = HALF;
         for i in 0..N {
@@ -170,7 +174,11 @@ fn horizontal_any(row: &[u8], xs: &Taps, out: &mut [u8]) {
     let weights = xs.weights.chunks_exact(xs.n);
     for ((m, &first), k) in out.iter_mut().zip(&xs.first).zip(weights) {
         let src = &row[first..first + xs.n];
-        *m = to_u8(src.iter().zip(k).fold(HALF, |a, (&p, &k)| a + i32::from(p) * k));
+        *m = to_u8(
+            src.iter()
+                .zip(k)
+                .fold(HALF, |a, (&p, &k)| a + i32::from(p) * k),
+        );
     }
 }
 
