@@ -302,20 +302,93 @@ fn draw_scatter(area: &Area, s: &Scatter) -> Result<(), PlotError> {
             .label(name.as_str())
             .legend(move |(x, y)| Circle::new((x, y), 4, colour(class).filled()));
     }
-    legend(&mut chart, title)
+    let corner = emptiest_corner(s.points.iter().copied(), x, y);
+    legend(&mut chart, title, corner)
 }
 
-/// Draws the series' legend in the upper right corner.
+/// A corner of a panel's plotting area, where its legend goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Corner {
+    UpperRight,
+    UpperLeft,
+    LowerRight,
+    LowerLeft,
+}
+
+impl Corner {
+    fn position(self) -> SeriesLabelPosition {
+        match self {
+            Self::UpperRight => SeriesLabelPosition::UpperRight,
+            Self::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Self::LowerRight => SeriesLabelPosition::LowerRight,
+            Self::LowerLeft => SeriesLabelPosition::LowerLeft,
+        }
+    }
+}
+
+/// The share of each axis that a corner's box spans when counting what a legend would hide.
+const CORNER_SHARE: f64 = 0.4;
+
+/// The corner whose box (`CORNER_SHARE` of each axis) holds the fewest of `points`, on axes
+/// spanning `x` and `y`: the upper right unless another is emptier (ties go to the first in
+/// the order upper right, upper left, lower right, lower left).
+fn emptiest_corner(
+    points: impl Iterator<Item = (f64, f64)>,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Corner {
+    let corners = [
+        Corner::UpperRight,
+        Corner::UpperLeft,
+        Corner::LowerRight,
+        Corner::LowerLeft,
+    ];
+    let mut counts = [0usize; 4];
+    for (x, y) in points {
+        let (u, v) = ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0));
+        let (right, left) = (u >= 1.0 - CORNER_SHARE, u <= CORNER_SHARE);
+        let (upper, lower) = (v >= 1.0 - CORNER_SHARE, v <= CORNER_SHARE);
+        for (count, inside) in
+            counts
+                .iter_mut()
+                .zip([right && upper, left && upper, right && lower, left && lower])
+        {
+            *count += usize::from(inside);
+        }
+    }
+    let emptiest = (0..4).min_by_key(|&i| counts[i]).expect("four corners");
+    corners[emptiest]
+}
+
+/// Points every 1/8 of the way along each segment of a polyline, its vertices included: what
+/// a legend placed over the line would hide.
+fn along(points: &[(f64, f64)]) -> impl Iterator<Item = (f64, f64)> + '_ {
+    const STEPS: usize = 8;
+    let last = points.last().copied();
+    points
+        .windows(2)
+        .flat_map(|w| {
+            let ((xa, ya), (xb, yb)) = (w[0], w[1]);
+            (0..STEPS).map(move |i| {
+                let t = i as f64 / STEPS as f64;
+                (xa + t * (xb - xa), ya + t * (yb - ya))
+            })
+        })
+        .chain(last)
+}
+
+/// Draws the series' legend in `corner`.
 fn legend<'a, X: Ranged, Y: Ranged>(
     chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
     title: &str,
+    corner: Corner,
 ) -> Result<(), PlotError> {
     chart
         .configure_series_labels()
         .label_font((FAMILY, 12))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(corner.position())
         .draw()
         .map_err(|e| draw_error(title, e))
 }
@@ -371,6 +444,7 @@ fn draw_lines(area: &Area, l: &Lines) -> Result<(), PlotError> {
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| draw_error(title, e))?;
+    let corner = emptiest_corner(series.iter().flat_map(|s| along(s)), x, y);
     for (i, (points, s)) in series.into_iter().zip(&l.series).enumerate() {
         chart
             .draw_series(LineSeries::new(points, colour(i).stroke_width(2)))
@@ -378,7 +452,7 @@ fn draw_lines(area: &Area, l: &Lines) -> Result<(), PlotError> {
             .label(s.name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour(i)));
     }
-    legend(&mut chart, title)
+    legend(&mut chart, title, corner)
 }
 
 fn draw_bars(area: &Area, b: &Bars) -> Result<(), PlotError> {
@@ -470,6 +544,33 @@ mod tests {
         // while a real small value on a tiny axis keeps its digits.
         assert_eq!(ticks((-0.02, 0.02))(&3.5e-18), "0");
         assert_eq!(ticks((0.0, 1e-5))(&2e-6), "2.0e-6");
+    }
+
+    #[test]
+    fn the_legend_goes_to_the_emptiest_corner() {
+        // By hand, on unit axes where each corner's box is 0.4 × 0.4: nothing anywhere keeps
+        // the upper right; points there move it left; points in three corners leave the
+        // fourth; the centre (0.5, 0.5) lies in no box.
+        let axes = ((0.0, 1.0), (0.0, 1.0));
+        let corner = |p: &[(f64, f64)]| emptiest_corner(p.iter().copied(), axes.0, axes.1);
+        assert_eq!(corner(&[]), Corner::UpperRight);
+        assert_eq!(corner(&[(0.5, 0.5)]), Corner::UpperRight);
+        assert_eq!(corner(&[(0.9, 0.9)]), Corner::UpperLeft);
+        let three = [(0.9, 0.9), (0.1, 0.9), (0.9, 0.1), (0.1, 0.1), (0.95, 0.2)];
+        assert_eq!(corner(&three[1..]), Corner::UpperRight);
+        assert_eq!(
+            corner(&[three[0], three[1], three[2], three[4]]),
+            Corner::LowerLeft
+        );
+        // A segment from (0.5, 1) to (1, 0.5): neither end lies in a box, but its middle
+        // (0.75, 0.75) crosses the upper right one, so only the points along it move the
+        // legend.
+        let line = [(0.5, 1.0), (1.0, 0.5)];
+        assert_eq!(corner(&line), Corner::UpperRight);
+        let points: Vec<_> = along(&line).collect();
+        assert_eq!(points.len(), 8 + 1);
+        assert_eq!(points[4], (0.75, 0.75));
+        assert_eq!(corner(&points), Corner::UpperLeft);
     }
 
     #[test]
