@@ -433,15 +433,7 @@ impl Config {
     /// # Errors
     /// [`TrainError::Config`] naming `origin` and the key at fault.
     pub fn parse(text: &str, origin: &str) -> Result<Self, TrainError> {
-        let config: Self = toml::from_str(text).map_err(|e| TrainError::Config {
-            origin: origin.into(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
-        config.validate().map_err(|message| TrainError::Config {
-            origin: origin.into(),
-            message,
-        })?;
-        Ok(config)
+        check::parse(text, origin, Self::validate)
     }
 
     /// Reads, parses and validates a TOML file.
@@ -468,34 +460,7 @@ impl Config {
     /// A message naming the first invalid key.
     pub fn validate(&self) -> Result<(), String> {
         let t = &self.train;
-        let positive = |key: &str, v: f64| {
-            if v > 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{key} = {v}: must be > 0"))
-            }
-        };
-        let non_negative = |key: &str, v: f64| {
-            if v >= 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{key} = {v}: must be ≥ 0"))
-            }
-        };
-        let fraction = |key: &str, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("{key} = {v}: must lie in [0, 1]"))
-            }
-        };
-        let at_least = |key: &str, v: usize, min: usize| {
-            if v >= min {
-                Ok(())
-            } else {
-                Err(format!("{key} = {v}: must be ≥ {min}"))
-            }
-        };
+        use check::{at_least, fraction, non_negative, positive};
         match self.kind {
             ExperimentKind::Train => {}
             ExperimentKind::Toy => {
@@ -505,12 +470,7 @@ impl Config {
                 return Err("kind = \"eigenspace\": run it with `mpcl eigenspace`".into());
             }
         }
-        let name = &self.name;
-        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
-            return Err(format!(
-                "name = {name:?}: must be non-empty, without slashes or a leading dot"
-            ));
-        }
+        check::run_name(&self.name)?;
         self.data.registry_entry()?;
         at_least("train.epochs", t.epochs, 1)?;
         at_least("checkpoint.every_epochs", self.checkpoint.every_epochs, 1)?;
@@ -526,12 +486,7 @@ impl Config {
         at_least("train.views", t.views, 2)?;
         positive("train.temperature", t.temperature)?;
         positive("train.lr", t.lr)?;
-        if !(t.spectral_mu >= 0.0 && t.spectral_mu.is_finite()) {
-            return Err(format!(
-                "train.spectral_mu = {}: must be ≥ 0",
-                t.spectral_mu
-            ));
-        }
+        non_negative("train.spectral_mu", t.spectral_mu)?;
         self.aggregators.validate()?;
         let a = &self.aggregators;
         if t.method != Method::Simclr && (a.attention.is_some() || a.rewiring.is_some()) {
@@ -548,12 +503,7 @@ impl Config {
                     .into(),
             );
         }
-        if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
-            return Err(format!(
-                "train.weight_decay = {}: must be ≥ 0",
-                t.weight_decay
-            ));
-        }
+        non_negative("train.weight_decay", t.weight_decay)?;
         if !(0.0..t.epochs as f64).contains(&t.warmup_epochs) {
             return Err(format!(
                 "train.warmup_epochs = {}: must be ≥ 0 and below train.epochs = {}",
@@ -587,12 +537,7 @@ impl Config {
             ));
         }
         let m = &self.model;
-        if m.widths.is_empty() || m.widths.contains(&0) {
-            return Err(format!(
-                "model.widths = {:?}: need at least one width, all > 0",
-                m.widths
-            ));
-        }
+        check::widths("model.widths", &m.widths)?;
         at_least("model.pool", m.pool, 1)?;
         at_least("model.projector_layers", m.projector_layers, 1)?;
         at_least("model.projector_hidden", m.projector_hidden, 1)?;
@@ -624,6 +569,86 @@ impl Config {
             "eval.diagnostics.collapse_fraction",
             e.diagnostics.collapse_fraction,
         )?;
+        Ok(())
+    }
+}
+
+/// Checks of single values for the configs' `validate` (this file's and the eigenspace
+/// preset's): each message names the key and the value.
+pub(crate) mod check {
+    use serde::de::DeserializeOwned;
+
+    use crate::TrainError;
+
+    /// Parses TOML into `T` and validates it; errors name `origin`.
+    pub fn parse<T: DeserializeOwned>(
+        text: &str,
+        origin: &str,
+        validate: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<T, TrainError> {
+        let error = |message: String| TrainError::Config {
+            origin: origin.into(),
+            message,
+        };
+        let config: T =
+            toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_owned()))?;
+        validate(&config).map_err(error)?;
+        Ok(config)
+    }
+
+    /// A finite value above 0.
+    pub fn positive(key: &str, v: f64) -> Result<(), String> {
+        if v > 0.0 && v.is_finite() {
+            Ok(())
+        } else {
+            Err(format!("{key} = {v}: must be > 0"))
+        }
+    }
+
+    /// A finite value of at least 0.
+    pub fn non_negative(key: &str, v: f64) -> Result<(), String> {
+        if v >= 0.0 && v.is_finite() {
+            Ok(())
+        } else {
+            Err(format!("{key} = {v}: must be ≥ 0"))
+        }
+    }
+
+    /// A value in [0, 1].
+    pub fn fraction(key: &str, v: f64) -> Result<(), String> {
+        if (0.0..=1.0).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("{key} = {v}: must lie in [0, 1]"))
+        }
+    }
+
+    /// A count of at least `min`.
+    pub fn at_least(key: &str, v: usize, min: usize) -> Result<(), String> {
+        if v >= min {
+            Ok(())
+        } else {
+            Err(format!("{key} = {v}: must be ≥ {min}"))
+        }
+    }
+
+    /// The `name` of an experiment, which names its run directory.
+    pub fn run_name(name: &str) -> Result<(), String> {
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            return Err(format!(
+                "name = {name:?}: must be non-empty, without slashes or a leading dot"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The channels of the small CNN's blocks: at least one, none 0.
+    pub fn widths(key: &str, widths: &[usize]) -> Result<(), String> {
+        if widths.is_empty() || widths.contains(&0) {
+            return Err(format!(
+                "{key} = {widths:?}: need at least one width, all > 0"
+            ));
+        }
         Ok(())
     }
 }

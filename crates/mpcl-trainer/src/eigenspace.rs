@@ -43,7 +43,7 @@ use tch::nn;
 use tch::{Kind, Tensor};
 use tracing::{info, warn};
 
-use crate::config::{ModelConfig, Optimizer, TrainConfig};
+use crate::config::{ModelConfig, Optimizer, TrainConfig, check};
 use crate::model::Model;
 use crate::{RunDir, TrainError};
 
@@ -214,15 +214,7 @@ impl EigenspaceConfig {
     /// # Errors
     /// [`TrainError::Config`] naming `origin` and the key at fault.
     pub fn parse(text: &str, origin: &str) -> Result<Self, TrainError> {
-        let config: Self = toml::from_str(text).map_err(|e| TrainError::Config {
-            origin: origin.into(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
-        config.validate().map_err(|message| TrainError::Config {
-            origin: origin.into(),
-            message,
-        })?;
-        Ok(config)
+        check::parse(text, origin, Self::validate)
     }
 
     /// Checks every value against its domain; the message names the key.
@@ -230,26 +222,8 @@ impl EigenspaceConfig {
     /// # Errors
     /// The first problem found.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = |key: &str, v: f64| {
-            if v > 0.0 && v.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("{key} = {v}: expected a finite value > 0"))
-            }
-        };
-        let at_least = |key: &str, v: usize, min: usize| {
-            if v >= min {
-                Ok(())
-            } else {
-                Err(format!("{key} = {v}: expected ≥ {min}"))
-            }
-        };
-        let name = &self.name;
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(format!(
-                "name = {name:?}: expected a file name without slashes or a leading dot"
-            ));
-        }
+        use check::{at_least, non_negative, positive};
+        check::run_name(&self.name)?;
         let (d, g, m, t) = (&self.data, &self.graph, &self.model, &self.train);
         if d.dataset == DatasetName::ImageFolder {
             return Err("data.dataset = \"image-folder\": not supported here".into());
@@ -260,12 +234,7 @@ impl EigenspaceConfig {
             .validate()
             .map_err(|e| format!("augment.{e}"))?;
         positive("graph.within", g.within)?;
-        if !(g.knn_weight >= 0.0 && g.knn_weight.is_finite()) {
-            return Err(format!(
-                "graph.knn_weight = {}: expected a finite value ≥ 0",
-                g.knn_weight
-            ));
-        }
+        non_negative("graph.knn_weight", g.knn_weight)?;
         let views = d.images * d.views;
         if g.knn >= views {
             return Err(format!(
@@ -281,30 +250,15 @@ impl EigenspaceConfig {
             ));
         }
         positive("graph.eigen_tol", g.eigen_tol)?;
-        if m.widths.is_empty() || m.widths.contains(&0) {
-            return Err(format!(
-                "model.widths = {:?}: need at least one width, all > 0",
-                m.widths
-            ));
-        }
+        check::widths("model.widths", &m.widths)?;
         at_least("model.projector_layers", m.projector_layers, 1)?;
         at_least("model.projector_hidden", m.projector_hidden, 1)?;
         at_least("train.steps", t.steps, 1)?;
         at_least("train.batch_pairs", t.batch_pairs, 2)?;
         positive("train.lr", t.lr)?;
-        if !(t.weight_decay >= 0.0 && t.weight_decay.is_finite()) {
-            return Err(format!(
-                "train.weight_decay = {}: expected a finite value ≥ 0",
-                t.weight_decay
-            ));
-        }
+        non_negative("train.weight_decay", t.weight_decay)?;
         positive("train.temperature", t.temperature)?;
-        if !(t.spectral_mu >= 0.0 && t.spectral_mu.is_finite()) {
-            return Err(format!(
-                "train.spectral_mu = {}: expected a finite value ≥ 0",
-                t.spectral_mu
-            ));
-        }
+        non_negative("train.spectral_mu", t.spectral_mu)?;
         at_least("train.every", t.every, 1)?;
         at_least("train.random_seeds", t.random_seeds, 1)?;
         at_least("train.eval_batch", t.eval_batch, 1)?;
