@@ -492,6 +492,9 @@ pub fn population_spectral_loss(abar: &CsrGraph, f: &Array2<f64>) -> f64 {
 ///
 /// Complexity: O(n²·d) in matrix products, O(block·n) memory.
 pub fn exact_neighbours(x: &Tensor, k: usize) -> Result<Vec<Vec<usize>>, TrainError> {
+    // FIXME(#5): mpcl-eval's t-SNE finds exact neighbours blockwise on libtorch too
+    // (`projection::nearest`, with exact `cdist` distances); one public function there
+    // should serve both.
     let n = x.size()[0];
     if k == 0 || k as i64 >= n {
         return Err(TrainError::Invalid(format!(
