@@ -4,7 +4,9 @@ The workload of crates/mpcl-trainer/benches/step.rs: 2×256 views of 32×32 RGB 
 normal), forward, InfoNCE at τ = 0.2, backward, AdamW at 3e-3 (weight decay 1e-6); the small
 CNN of the default experiment (widths 32-64-128, projector 128→256→128) and torchvision's
 ResNet-18 with the CIFAR stem (3×3 stride-1 convolution, no max-pool) and SimCLR's projector
-512→512→128. Prints one JSON line per model with the median seconds of the timed steps.
+512→512→128, each with the backbone in channels-last memory order ("small-cnn") or in the
+default NCHW order ("small-cnn-nchw"). Prints one JSON line per model with the median seconds
+of the timed steps.
 """
 
 import argparse
@@ -31,11 +33,18 @@ def resnet18_cifar():
 
 
 def build(name):
-    if name == "small-cnn":
-        return SmallCnn([32, 64, 128], in_channels=3), projector(128, 256, 128)
-    if name == "resnet18":
-        return resnet18_cifar(), projector(512, 512, 128)
-    raise SystemExit(f"unknown model {name!r}")
+    """The backbone and projector of `name`; a name ending in "-nchw" keeps PyTorch's default
+    memory order, any other moves the backbone to channels-last (mpcl's default)."""
+    base = name.removesuffix("-nchw")
+    if base == "small-cnn":
+        backbone, head = SmallCnn([32, 64, 128], in_channels=3), projector(128, 256, 128)
+    elif base == "resnet18":
+        backbone, head = resnet18_cifar(), projector(512, 512, 128)
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+    if base == name:
+        backbone = backbone.to(memory_format=torch.channels_last)
+    return backbone, head
 
 
 def main():

@@ -4,12 +4,14 @@
 //!
 //! The encoder is only ever called under `no_grad` in eval mode; nothing here updates it
 //! (tests/frozen.rs checks its weights bit for bit). `projection` maps features to 2-D (PCA,
-//! t-SNE) for the trainer's figures.
+//! t-SNE) for the trainer's figures; `neighbours` finds exact k-NN lists for them and for
+//! the eigenspace preset's pixel graph.
 
 pub mod crop;
 pub mod diagnostics;
 mod features;
 mod knn;
+pub mod neighbours;
 mod probe;
 pub mod projection;
 mod report;

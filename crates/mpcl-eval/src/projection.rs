@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::neighbours::{Neighbour, exact_neighbours};
+
 /// `[eval.projection]`: the feature maps drawn after evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,7 +96,17 @@ pub fn tsne(features: &Tensor, cfg: &ProjectionConfig) -> Vec<(f64, f64)> {
         .contiguous();
     let perplexity = cfg.perplexity.min((n as f64 - 1.0) / 3.0);
     let k = ((3.0 * perplexity) as usize).clamp(1, n - 1);
-    let neighbours = nearest(&x, k);
+    let neighbours: Vec<Vec<bhtsne::Neighbor<f64>>> = exact_neighbours(&x, k)
+        .expect("1 ≤ k < n by the clamp above")
+        .into_iter()
+        .map(|list| {
+            let to = |n: Neighbour| bhtsne::Neighbor {
+                index: n.index,
+                distance: n.distance,
+            };
+            list.into_iter().map(to).collect()
+        })
+        .collect();
     let rows: Vec<usize> = (0..n).collect();
     // The crate's parallel float sums split work as threads become free, so their rounding
     // varies between fits; one thread fixes the order.
@@ -109,38 +121,6 @@ pub fn tsne(features: &Tensor, cfg: &ProjectionConfig) -> Vec<(f64, f64)> {
         t.embedding()
     });
     map.chunks(2).map(|p| (p[0], p[1])).collect()
-}
-
-/// Each row's `k` nearest other rows by Euclidean distance, nearest first, computed in
-/// blocks of rows so memory stays O(block · n).
-///
-/// # Shapes
-/// `x`: `[n, D]` double with `k < n`; returns `n` lists of `k`.
-fn nearest(x: &Tensor, k: usize) -> Vec<Vec<bhtsne::Neighbor<f64>>> {
-    const BLOCK: i64 = 512;
-    let n = x.size()[0];
-    let mut out = Vec::with_capacity(n as usize);
-    for start in (0..n).step_by(BLOCK as usize) {
-        let len = BLOCK.min(n - start);
-        // Direct differences (mode 2), not the ‖a‖² + ‖b‖² − 2a·b expansion, so
-        // distances are exact and each row's own zero is the only one to mask.
-        let d = Tensor::cdist(&x.narrow(0, start, len), x, 2.0, 2);
-        let own = Tensor::arange_start(start, start + len, (Kind::Int64, tch::Device::Cpu));
-        let d = d.scatter_value(1, &own.unsqueeze(1), f64::INFINITY);
-        let (dist, index) = d.topk(k as i64, 1, false, true);
-        let dist = Vec::<f64>::try_from(dist.flatten(0, -1)).expect("double distances");
-        let index = Vec::<i64>::try_from(index.flatten(0, -1)).expect("int64 indices");
-        out.extend(dist.chunks(k).zip(index.chunks(k)).map(|(d, i)| {
-            let pairs = d.iter().zip(i);
-            pairs
-                .map(|(&distance, &index)| bhtsne::Neighbor {
-                    index: index as usize,
-                    distance,
-                })
-                .collect()
-        }));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -164,21 +144,6 @@ mod tests {
         for (&(a, b), &(p, q)) in coords.iter().zip(&map) {
             assert!((p - a).abs() < 1e-12 && (q + b).abs() < 1e-12, "{map:?}");
         }
-    }
-
-    #[test]
-    fn nearest_lists_the_closest_other_points_in_order() {
-        // Rows 0‥4 hold 0, 1, 3, 7 and 8 on a line. By hand: row 1's two nearest are row 0
-        // (at 1) and row 2 (at 2); row 4's are row 3 (at 1) and row 2 (at 5); row 0's are
-        // row 1 (at 1) and row 2 (at 3); a row is never its own neighbour.
-        let x = Tensor::from_slice(&[0.0f64, 1.0, 3.0, 7.0, 8.0]).view([5, 1]);
-        let lists = nearest(&x, 2);
-        let pairs = |i: usize| -> Vec<(usize, f64)> {
-            lists[i].iter().map(|n| (n.index, n.distance)).collect()
-        };
-        assert_eq!(pairs(1), [(0, 1.0), (2, 2.0)]);
-        assert_eq!(pairs(4), [(3, 1.0), (2, 5.0)]);
-        assert_eq!(pairs(0), [(1, 1.0), (2, 3.0)]);
     }
 
     #[test]

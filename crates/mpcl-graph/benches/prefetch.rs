@@ -6,14 +6,16 @@
 //! the same load. For `Ā·F` ([`CsrGraph::matmul_into_prefetching`]) and the fused step
 //! ([`SpectralFlow::with_prefetch`]) it prints the min and median of each, their ratios and
 //! the GB/s of the traffic model of xtask's `graph_side_by_side` (kept the same there), and
-//! the load average before and after. The medians go to
-//! `target/criterion/graph_ab/<case>/new/estimates.json`.
+//! the load average before and after. A third alternation runs the prefetching product on
+//! F where the allocator put it and on a copy whose rows start on cache lines
+//! ([`on_lines`]), which [`CsrGraph::matmul_into`] makes for large misaligned inputs. The
+//! medians go to `target/criterion/graph_ab/<case>/new/estimates.json`.
 
 mod workload;
 
 use mpcl_graph::dynamics::{Renorm, Terms};
 use mpcl_graph::flow::SpectralFlow;
-use mpcl_graph::{CsrGraph, PREFETCH_AHEAD};
+use mpcl_graph::{CsrGraph, PREFETCH_AHEAD, on_lines};
 use ndarray::Array2;
 use workload::{COLUMNS, ETA, abar, features, label, record, seconds};
 
@@ -83,6 +85,16 @@ fn main() {
         || g.matmul_into_prefetching(f.view(), b.view_mut(), 0),
     );
     assert_eq!(a, b, "a prefetch changed a value");
+    // Alignment: the raw kernel (prefetching) on F where the allocator put it and on a copy
+    // whose rows start on cache lines.
+    let lined = on_lines(f.view());
+    let f_offset = f.as_ptr().addr() % 64;
+    let align = alternate(
+        &pool,
+        || g.matmul_into_prefetching(lined.view(), a.view_mut(), PREFETCH_AHEAD),
+        || g.matmul_into_prefetching(f.view(), b.view_mut(), PREFETCH_AHEAD),
+    );
+    assert_eq!(a, b, "alignment changed a value");
     let mut with = SpectralFlow::new(&g, f.clone()).expect("matching shapes");
     let mut without = SpectralFlow::new(&g, f).expect("matching shapes");
     without = without.with_prefetch(0);
@@ -103,6 +115,10 @@ fn main() {
             let case = format!("{what}_{}_t1_ahead{ahead}", label(n));
             record("graph_ab", &case, times[slot][ROUNDS / 2], ROUNDS);
         }
+    }
+    for (slot, place) in ["lines", "alloc"].into_iter().enumerate() {
+        let case = format!("spmm_{}_t1_{place}", label(n));
+        record("graph_ab", &case, align[slot][ROUNDS / 2], ROUNDS);
     }
     println!(
         "\nprefetch A/B, N = {n}, one thread, {ROUNDS} alternations; load average (1, 5, 15 \
@@ -126,4 +142,17 @@ fn main() {
             times[1][ROUNDS / 2] / times[0][ROUNDS / 2]
         );
     }
+    println!(
+        "\nalignment A/B (both prefetching; F as allocated starts {f_offset} bytes into a \
+         line)\n\n| F | min (s) | median (s) |\n|---|---:|---:|"
+    );
+    for (slot, place) in ["on lines", "as allocated"].into_iter().enumerate() {
+        let (min, median) = (align[slot][0], align[slot][ROUNDS / 2]);
+        println!("| {place} | {min:.4} | {median:.4} |");
+    }
+    println!(
+        "| allocated / lines | {:.2} | {:.2} |",
+        align[1][0] / align[0][0],
+        align[1][ROUNDS / 2] / align[0][ROUNDS / 2]
+    );
 }

@@ -31,6 +31,12 @@ pub const MAX_NODES: usize = (u32::MAX as usize).saturating_add(1);
 /// another, 8–16 slower; 32 entries of 128-byte rows keep 64–96 lines in flight.
 pub const PREFETCH_AHEAD: usize = 32;
 
+/// Above this many bytes of X (twice a typical level-2 cache), [`CsrGraph::matmul_into`]
+/// copies an X whose rows straddle cache lines onto aligned rows before gathering: the rows
+/// then come from memory, where a third line per row costs more than the copy. Below it the
+/// gathers mostly hit the caches and the copy would not pay.
+pub const ALIGN_ABOVE: usize = 4 << 20;
+
 impl<T: Real> CsrGraph<T> {
     /// Builds a graph from `(row, column, weight)` triplets; duplicates are summed.
     ///
@@ -227,8 +233,10 @@ impl<T: Real> CsrGraph<T> {
     /// one entry's row it asks for the row of the entry [`PREFETCH_AHEAD`] places further on
     /// (crossing row ends), so that the random gathers overlap instead of waiting on memory
     /// one by one (docs/graph-scale.md). Rows of `x` that start on a 64-byte cache line
-    /// (`k·size_of::<T>()` a multiple of 64 and `x` allocated on a line) cost fewer lines per
-    /// gather than rows that straddle one more.
+    /// cost fewer lines per gather than rows that straddle one more: when rows are whole
+    /// lines (`k·size_of::<T>()` a multiple of 64), `x` does not start on one and exceeds
+    /// [`ALIGN_ABOVE`] bytes, the product gathers from a copy made by
+    /// [`on_lines`](crate::on_lines) (one sequential pass against E random gathers).
     ///
     /// # Shapes
     /// `x`: `[n, k]`; `out`: `[n, k]`.
@@ -238,12 +246,20 @@ impl<T: Real> CsrGraph<T> {
     ///
     /// Complexity: O(E·k).
     pub fn matmul_into(&self, x: ArrayView2<T>, out: ArrayViewMut2<T>) {
-        self.matmul_into_prefetching(x, out, PREFETCH_AHEAD);
+        let big = x.len() * size_of::<T>() > ALIGN_ABOVE;
+        match x.as_slice() {
+            Some(flat) if big && crate::prefetch::straddles(flat, x.ncols()) => {
+                let x = crate::on_lines(x);
+                self.matmul_into_prefetching(x.view(), out, PREFETCH_AHEAD);
+            }
+            _ => self.matmul_into_prefetching(x, out, PREFETCH_AHEAD),
+        }
     }
 
     /// [`matmul_into`](Self::matmul_into) with the prefetch `ahead` entries ahead, or none
-    /// for `ahead = 0`: the same sums in the same order, so the same result to the bit.
-    /// For tuning the distance to a machine and for measuring what prefetching gains.
+    /// for `ahead = 0`, gathering from `x` where it lies (no copy onto cache lines): the same
+    /// sums in the same order, so the same result to the bit. For tuning the distance to a
+    /// machine and for measuring what prefetching and alignment gain.
     ///
     /// # Shapes
     /// `x`: `[n, k]`; `out`: `[n, k]`.
@@ -640,6 +656,26 @@ mod tests {
             g.matmul_into_prefetching(xt.t(), out.view_mut().reversed_axes(), PREFETCH_AHEAD);
             assert_eq!(out.t(), plain, "strided, k = {k}");
         }
+    }
+
+    #[test]
+    fn a_product_from_rows_off_the_cache_lines_equals_the_kernel_on_them_as_they_lie() {
+        // Oracle: the raw kernel on the input where it lies; the copy onto lines changes
+        // where rows are read from, not the sums or their order, so the bits agree. Two views
+        // of one allocation 4 bytes apart cannot both start on a line, and both exceed
+        // ALIGN_ABOVE, so at least one takes the copying path.
+        let n = ALIGN_ABOVE / (32 * 4) + 100;
+        let g = crate::build::random_out_neighbours::<f32>(n, 3, 11).unwrap();
+        let flat: Vec<f32> = (0..n * 32 + 1).map(|i| (i % 97) as f32 - 48.0).collect();
+        let mut copied = 0;
+        for from in [0, 1] {
+            let x = ArrayView2::from_shape((n, 32), &flat[from..from + n * 32]).unwrap();
+            copied += usize::from(crate::prefetch::straddles(&flat[from..], 32));
+            let mut raw = Array2::zeros((n, 32));
+            g.matmul_into_prefetching(x, raw.view_mut(), 0);
+            assert_eq!(g.matmul(x), raw, "offset {from}");
+        }
+        assert!(copied >= 1);
     }
 
     #[test]

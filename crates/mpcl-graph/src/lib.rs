@@ -43,7 +43,8 @@ pub mod toy;
 pub mod trajectory;
 
 pub use adjacency::Adjacency;
-pub use csr::{CsrGraph, MAX_NODES, PREFETCH_AHEAD};
+pub use csr::{ALIGN_ABOVE, CsrGraph, MAX_NODES, PREFETCH_AHEAD};
+pub use prefetch::on_lines;
 pub use real::Real;
 
 /// Inputs the graph layer cannot use.

@@ -11,7 +11,7 @@
 //! This module holds the graph layer's one `unsafe` block (the workspace denies `unsafe`
 //! code); it does not read or write memory through a pointer.
 
-use ndarray::{Array1, Array2, s};
+use ndarray::{Array1, Array2, ArrayView2, s};
 
 use crate::Real;
 
@@ -69,6 +69,29 @@ pub(crate) fn zeros_on_lines<T: Real>((n, k): (usize, usize)) -> Array2<T> {
         .expect("a contiguous slice of n·k elements")
 }
 
+/// A copy of `x` in standard layout whose first element starts a cache line, so that its
+/// rows start on lines when each row is a whole number of lines (`k·size_of::<T>()` a
+/// multiple of 64, as for k = 32 in f32). A large allocation from the system allocator
+/// usually starts 16 bytes past a page, where a 128-byte row straddles three lines instead
+/// of two: keep features in such a copy when [`CsrGraph::matmul_into`] will gather from
+/// them repeatedly, rather than have each product make one.
+///
+/// # Shapes
+/// `x`: `[n, k]`; returns `[n, k]`.
+///
+/// [`CsrGraph::matmul_into`]: crate::CsrGraph::matmul_into
+pub fn on_lines<T: Real>(x: ArrayView2<T>) -> Array2<T> {
+    let mut out = zeros_on_lines(x.dim());
+    out.assign(&x);
+    out
+}
+
+/// Whether the rows of the row-major `[·, k]` slice `x` would straddle one more cache line
+/// each than they fill, with rows that are whole lines and `x` not starting on one.
+pub(crate) fn straddles<T>(x: &[T], k: usize) -> bool {
+    (k * size_of::<T>()).is_multiple_of(LINE) && !x.as_ptr().addr().is_multiple_of(LINE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +112,21 @@ mod tests {
                 assert_eq!(b.as_ptr().addr() % LINE, 0, "f64, n = {n}");
             }
         }
+    }
+
+    #[test]
+    fn a_copy_on_lines_keeps_the_values_and_starts_on_a_line() {
+        // Oracle: the source itself, and the address. The source is a view one element into
+        // an allocation, so at most one of it and its neighbour can start on a line.
+        let base = Array2::from_shape_fn((65, 32), |(i, j)| (i * 32 + j) as f32);
+        let x = base.slice(s![1.., ..]);
+        let copy = on_lines(x);
+        assert_eq!(copy, x);
+        assert_eq!(copy.as_ptr().addr() % LINE, 0);
+        assert!(!straddles(copy.as_slice().unwrap(), 32));
+        let flat = base.as_slice().unwrap();
+        assert!(straddles(&flat[1..], 32) || straddles(flat, 32));
+        // Rows of 24 f32 (96 bytes) are not whole lines: alignment cannot help them.
+        assert!(!straddles(&flat[1..], 24) && !straddles(flat, 24));
     }
 }

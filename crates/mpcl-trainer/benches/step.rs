@@ -3,7 +3,10 @@
 //! with SimCLR's 512→512→128 projector: the workload of python/bench_step.py, which
 //! `cargo xtask bench step` runs in the same invocation.
 //!
-//! `<model>_step` is the bare step; `small-cnn_step_split` adds the closed-form
+//! `<model>_step` is the bare step with the convolution weights in channels-last order (the
+//! trainer's default, `model.channels_last`), `<model>-nchw_step` the same in the default
+//! NCHW order; python/bench_step.py times both layouts too. `small-cnn_step_split` adds the
+//! closed-form
 //! alignment/uniformity split the trainer computes every `train.split_every` steps for
 //! `metrics.csv`, to show what that costs. Inputs are standard normal (the step's cost does
 //! not depend on the values). `MPCL_BENCH_THREADS` sets the thread count;
@@ -18,8 +21,8 @@ use tch::{Tensor, nn};
 /// Views per step (2 views of 256 images).
 const ROWS: i64 = 512;
 
-fn model_config(name: &str) -> ModelConfig {
-    match name {
+fn model_config(name: &str, channels_last: bool) -> ModelConfig {
+    let model = match name {
         "small-cnn" => ModelConfig::default(),
         "resnet18" => ModelConfig {
             encoder: EncoderKind::Resnet18,
@@ -28,6 +31,10 @@ fn model_config(name: &str) -> ModelConfig {
             ..ModelConfig::default()
         },
         other => panic!("MPCL_BENCH_STEP_MODELS: unknown model {other:?}"),
+    };
+    ModelConfig {
+        channels_last,
+        ..model
     }
 }
 
@@ -41,23 +48,28 @@ fn bench(c: &mut Criterion) {
         std::env::var("MPCL_BENCH_STEP_MODELS").unwrap_or_else(|_| "small-cnn,resnet18".into());
     let mut group = c.benchmark_group("step");
     group.sample_size(10);
-    for name in models.split(',').map(str::trim) {
+    let layouts = [(true, ""), (false, "-nchw")];
+    for (name, (channels_last, suffix)) in models
+        .split(',')
+        .map(str::trim)
+        .flat_map(|m| layouts.map(|l| (m, l)))
+    {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let model = Model::new(&vs.root(), 3, &model_config(name), false);
+        let model = Model::in_store(&vs, 3, &model_config(name, channels_last), false);
         let train = TrainConfig::default();
         let mut opt = mpcl_trainer::optim::from_config(&train, &vs, None).unwrap();
         let nce = InfoNce::new(0.2, 2).unwrap();
         let x = Tensor::randn([ROWS, 3, 32, 32], tch::kind::FLOAT_CPU);
-        eprintln!("step {name}, {threads} threads, {ROWS} views");
-        group.bench_function(format!("{name}_step"), |b| {
+        eprintln!("step {name}{suffix}, {threads} threads, {ROWS} views");
+        group.bench_function(format!("{name}{suffix}_step"), |b| {
             b.iter(|| {
                 let (_, z) = model.forward_t(&x, true);
                 let loss = nce.loss(&z, None).unwrap();
                 opt.backward_step(&loss, 3e-3);
             })
         });
-        if name == "small-cnn" {
+        if name == "small-cnn" && channels_last {
             group.bench_function(format!("{name}_step_split"), |b| {
                 b.iter(|| {
                     let (_, z) = model.forward_t(&x, true);

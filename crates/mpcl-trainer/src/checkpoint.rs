@@ -387,12 +387,13 @@ fn read(path: &Path) -> Result<Vec<(String, Tensor)>, TrainError> {
 }
 
 /// The keys whose change leaves a resume valid: they do not touch the training
-/// computation. Thread count and device change the floating-point reduction order, so a
-/// resume across them is valid but not bit-identical.
+/// computation. Thread count, device and memory order change the floating-point reduction
+/// order, so a resume across them is valid but not bit-identical.
 const HARMLESS: &[&str] = &[
     "name",
     "data.dir",
     "data.test_subset",
+    "model.channels_last",
     "train.log_every",
     "train.threads",
     "train.device",

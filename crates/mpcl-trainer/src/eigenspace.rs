@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use mpcl_data::augment::{Pipeline, ViewKey};
 use mpcl_data::{Dataset, DatasetName, ImageSet, Split};
+use mpcl_eval::neighbours::exact_neighbours;
 use mpcl_graph::build::{graph_of_lists, views_with_neighbours};
 use mpcl_graph::eigen::{Eigen, EigenConfig, top_eigenpairs};
 use mpcl_graph::sample::EdgeSampler;
@@ -481,60 +482,6 @@ pub fn population_spectral_loss(abar: &CsrGraph, f: &Array2<f64>) -> f64 {
     -2.0 * (&af * f).sum() + gram.mapv(|v| v * v).sum()
 }
 
-/// The exact `k` nearest other rows of every row by Euclidean distance, nearest first,
-/// computed blockwise with libtorch (`‖a‖² − 2a·b + ‖b‖²`, then top-k).
-///
-/// # Shapes
-/// `x`: `[n, d]` floats; returns n lists of k indices.
-///
-/// # Errors
-/// [`TrainError::Invalid`] for k = 0 or k ≥ n.
-///
-/// Complexity: O(n²·d) in matrix products, O(block·n) memory.
-pub fn exact_neighbours(x: &Tensor, k: usize) -> Result<Vec<Vec<usize>>, TrainError> {
-    // FIXME(#5): mpcl-eval's t-SNE finds exact neighbours blockwise on libtorch too
-    // (`projection::nearest`, with exact `cdist` distances); one public function there
-    // should serve both.
-    let n = x.size()[0];
-    if k == 0 || k as i64 >= n {
-        return Err(TrainError::Invalid(format!(
-            "k = {k}: need 1 ≤ k < {n} points"
-        )));
-    }
-    let x = x.to_kind(Kind::Double).flatten(1, -1);
-    let sq = x
-        .square()
-        .sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
-    let block = 1024;
-    let mut lists = Vec::with_capacity(n as usize);
-    tch::no_grad(|| {
-        for start in (0..n).step_by(block) {
-            let len = block.min((n - start) as usize) as i64;
-            let rows = x.narrow(0, start, len);
-            let mut dist =
-                sq.narrow(0, start, len).unsqueeze(1) - rows.mm(&x.tr()) * 2.0 + sq.unsqueeze(0);
-            // A point is not its own neighbour.
-            let own = Tensor::arange_start(start, start + len, (Kind::Int64, x.device()));
-            let _ = dist.index_put_(
-                &[
-                    Some(Tensor::arange(len, (Kind::Int64, x.device()))),
-                    Some(own),
-                ],
-                &Tensor::from(f64::INFINITY),
-                false,
-            );
-            let (_, index) = dist.topk(k as i64, 1, false, true);
-            let index = Vec::<i64>::try_from(index.flatten(0, -1)).expect("int64 indices");
-            lists.extend(
-                index
-                    .chunks(k)
-                    .map(|c| c.iter().map(|&j| j as usize).collect()),
-            );
-        }
-    });
-    Ok(lists)
-}
-
 /// The N views: view v of image i at row i·m + v, drawn with key (seed, 0, i, v).
 ///
 /// # Shapes
@@ -631,7 +578,11 @@ pub fn run(
         d.views
     );
 
-    let lists = exact_neighbours(&views, g.knn)?;
+    let lists: Vec<Vec<usize>> = exact_neighbours(&views, g.knn)
+        .map_err(|e| TrainError::Invalid(e.to_string()))?
+        .into_iter()
+        .map(|list| list.into_iter().map(|n| n.index).collect())
+        .collect();
     let sample: Vec<usize> = (0..n).map(|x| x / d.views).collect();
     let graph = views_with_neighbours(&sample, &lists, g.within, g.knn_weight)?;
     let total: f64 = graph.degrees().iter().sum();
@@ -689,7 +640,7 @@ pub fn run(
     let fresh = |seed: u64| {
         tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let model = Model::new(&vs.root(), channels, &model_cfg, false);
+        let model = Model::in_store(&vs, channels, &model_cfg, false);
         (vs, model)
     };
     for r in 0..t.random_seeds as u64 {

@@ -211,7 +211,7 @@ pub fn saved(
     tch::manual_seed(cfg.train.seed as i64);
     let vs = nn::VarStore::new(device);
     let simsiam = cfg.train.method == Method::Simsiam;
-    let model = Model::new(&vs.root(), train.channels, &cfg.model, simsiam);
+    let model = Model::in_store(&vs, train.channels, &cfg.model, simsiam);
     let baselines = if cfg.eval.baselines {
         baselines(&cfg, &model, (&train, &test))?
     } else {

@@ -223,6 +223,21 @@ impl Model {
         }
     }
 
+    /// [`Model::new`] at the root of `vs`, its convolution weights then moved to channels-last
+    /// order when `cfg.channels_last` ([`to_channels_last`]).
+    pub fn in_store(
+        vs: &nn::VarStore,
+        in_channels: usize,
+        cfg: &ModelConfig,
+        simsiam: bool,
+    ) -> Self {
+        let model = Self::new(&vs.root(), in_channels, cfg, simsiam);
+        if cfg.channels_last {
+            to_channels_last(vs);
+        }
+        model
+    }
+
     /// The device the variables live on.
     pub fn device(&self) -> tch::Device {
         self.device
@@ -239,9 +254,89 @@ impl Model {
     }
 }
 
+/// Moves every four-dimensional variable of `vs` (the convolution weights `[O, I, kh, kw]`)
+/// to channels-last memory order in place: strides `[I·kh·kw, 1, kw·I, I]`, the layout of an
+/// `[O, kh, kw, I]` array. The variables keep their values, names and autograd identity, and
+/// the optimizer's buffers made from them take the same order. A convolution whose weight
+/// is channels-last returns channels-last activations, so the layers after it (batch norm,
+/// pooling, the next convolution) run in that order too.
+pub fn to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut var) in vs.variables() {
+            if var.dim() != 4 {
+                continue;
+            }
+            let size = var.size();
+            let (i, h, w) = (size[1], size[2], size[3]);
+            let strides = [i * h * w, 1, w * i, i];
+            let mut moved = Tensor::empty_strided(&size, &strides, (var.kind(), var.device()));
+            moved.copy_(&var);
+            var.set_data(&moved);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_last_moves_the_conv_weights_and_keeps_what_the_model_computes() {
+        // Oracle: the same model in the default order. Strides checked against the formula
+        // of `to_channels_last`; values bit for bit; one training-mode forward and backward
+        // pass to rounding (f32 sums of a few hundred terms in another order).
+        let cfg = ModelConfig {
+            widths: vec![4, 8],
+            projector_hidden: 12,
+            projector_dim: 6,
+            ..Default::default()
+        };
+        let build = |channels_last: bool| {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let cfg = ModelConfig {
+                channels_last,
+                ..cfg.clone()
+            };
+            let model = Model::in_store(&vs, 3, &cfg, false);
+            (vs, model)
+        };
+        let (plain_vs, plain) = build(false);
+        let (last_vs, last) = build(true);
+        let plain_vars = plain_vs.variables();
+        // The same values in both (tests share libtorch's generator, so a seed could not
+        // promise that); `copy_` keeps the destination's memory order.
+        tch::no_grad(|| {
+            for (name, mut var) in last_vs.variables() {
+                var.copy_(&plain_vars[&name]);
+            }
+        });
+        for (name, var) in last_vs.variables() {
+            assert!(var.equal(&plain_vars[&name]), "{name}");
+            if var.dim() == 4 {
+                let s = var.size();
+                assert_eq!(
+                    var.stride(),
+                    [s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]],
+                    "{name}"
+                );
+            } else {
+                assert!(var.is_contiguous(), "{name}");
+            }
+        }
+        let x = Tensor::randn([6, 3, 12, 12], tch::kind::FLOAT_CPU);
+        let outputs = [&plain, &last].map(|m| {
+            let (h, z) = m.forward_t(&x, true);
+            z.square().sum(tch::Kind::Float).backward();
+            h
+        });
+        let gap = (&outputs[0] - &outputs[1]).abs().max().double_value(&[]);
+        assert!(gap < 1e-5, "features differ by {gap}");
+        let pairs = last_vs.trainable_variables().into_iter();
+        for (last, plain) in pairs.zip(plain_vs.trainable_variables()) {
+            let gap = (last.grad() - plain.grad()).abs().max().double_value(&[]);
+            assert!(gap < 1e-4, "a gradient differs by {gap}");
+        }
+    }
 
     #[test]
     fn shapes_follow_the_config() {

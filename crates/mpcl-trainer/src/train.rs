@@ -114,7 +114,7 @@ pub fn run_until(
     tch::manual_seed(t.seed as i64);
     let vs = nn::VarStore::new(device);
     let simsiam = t.method == Method::Simsiam;
-    let model = Model::new(&vs.root(), train_set.channels, &cfg.model, simsiam);
+    let model = Model::in_store(&vs, train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
     if let Some(ck) = &resume {
         baselines = ck.baselines().to_vec();

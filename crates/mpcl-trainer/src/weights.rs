@@ -36,7 +36,11 @@ fn under(vs: &nn::VarStore, prefix: &str) -> Vec<(String, Tensor)> {
 /// [`TrainError::Invalid`] when nothing lies under `prefix`; a libtorch or I/O error naming
 /// the file.
 pub fn save(vs: &nn::VarStore, prefix: &str, path: &Path) -> Result<(), TrainError> {
-    let named = under(vs, prefix);
+    // NCHW order whatever the variables' memory order (safetensors holds row-major bytes).
+    let named: Vec<(String, Tensor)> = under(vs, prefix)
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().contiguous()))
+        .collect();
     if named.is_empty() {
         return Err(TrainError::Invalid(format!(
             "no variables under {prefix:?} to save"

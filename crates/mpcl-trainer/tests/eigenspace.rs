@@ -6,14 +6,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use mpcl_graph::build::{nearest_lists, views_with_neighbours};
+use mpcl_graph::build::views_with_neighbours;
 use mpcl_graph::linalg::{eigh, orthonormalize};
 use mpcl_graph::sample::EdgeSampler;
 use mpcl_graph::subspace::closeness;
 use mpcl_trainer::RunDir;
-use mpcl_trainer::eigenspace::{
-    EigenspaceConfig, Features, Method, Scaling, exact_neighbours, run,
-};
+use mpcl_trainer::eigenspace::{EigenspaceConfig, Features, Method, Scaling, run};
 use ndarray::{Array2, array, s};
 
 /// Seconds, not minutes: 64 images × 2 views, a 4-dimensional encoder, 6 steps.
@@ -147,19 +145,6 @@ fn angles_and_r2_on_constructed_inputs() {
     ] {
         assert!((v - 0.625).abs() < 1e-10, "{v}");
     }
-}
-
-#[test]
-fn exact_neighbours_agree_with_the_kd_tree() {
-    // Two implementations of exact k-NN: libtorch blockwise distances against the k-d tree
-    // of mpcl-graph, on 1500 points (two blocks) without ties.
-    let x = tch::Tensor::randn([1500, 6], tch::kind::DOUBLE_CPU);
-    let lists = exact_neighbours(&x, 5).unwrap();
-    let flat = Vec::<f64>::try_from(x.flatten(0, -1)).unwrap();
-    let points = Array2::from_shape_vec((1500, 6), flat).unwrap();
-    assert_eq!(lists, nearest_lists(points.view(), 5).unwrap());
-    let err = exact_neighbours(&x, 1500).unwrap_err().to_string();
-    assert!(err.contains("k = 1500: need 1 ≤ k < 1500"), "{err}");
 }
 
 #[test]
