@@ -15,8 +15,10 @@
 //! O(n·k) memory; no all-pairs pass and no dependence on a space partition, so it works
 //! in 32 dimensions as in 2
 //! ```
-//! On 1e5 uniform points in 32 dimensions, the hardest case, the recall is about 0.8
-//! (docs/graph-scale.md); raising it there is FIXME(#5).
+//! The defaults (8 trees, lists of k + 30, every neighbour joining each round) were chosen
+//! on 1e5 uniform points in 32 dimensions, the hardest case, where they reach recall 0.99 in
+//! about 1.6× the time of the 0.80 of narrower lists (docs/graph-scale.md); in few
+//! dimensions the exact k-d tree is faster.
 //!
 //! The result is approximate: measure it with [`recall`](crate::build::recall) against
 //! [`nearest_lists`](crate::build::nearest_lists) on a sample of points. Rounds run in
@@ -56,10 +58,10 @@ impl Default for DescentConfig {
     fn default() -> Self {
         Self {
             max_rounds: 20,
-            sample: 0.5,
+            sample: 1.0,
             delta: 0.001,
-            extra: 10,
-            trees: 4,
+            extra: 30,
+            trees: 8,
             seed: 0,
         }
     }
@@ -349,20 +351,32 @@ mod tests {
     fn recall_against_the_exact_lists() {
         // Oracle: the exact lists of the k-d tree (itself checked against all pairs in
         // build's tests). Uniform points are the hard case in many dimensions; recall
-        // measured with the defaults here: 1.0 (d = 2), 0.997 (16), 0.971 (32). Asserting
-        // 0.95 leaves room for other seeds without hiding a broken join.
-        for (n, d) in [(3000, 2), (3000, 16), (3000, 32)] {
-            let points = random_block(n, d, d as u64);
-            let exact = nearest_lists(points.view(), 10).unwrap();
-            let approx = nn_descent(points.view(), 10, &DescentConfig::default()).unwrap();
-            let r = recall(&approx.lists, &exact);
-            assert!(r >= 0.95, "n = {n}, d = {d}: recall {r}");
-            // Less work than the scan of all pairs.
-            let pairs = (n * (n - 1) / 2) as u64;
-            assert!(approx.distances < pairs, "{} ≥ {pairs}", approx.distances);
-            for (i, list) in approx.lists.iter().enumerate() {
-                assert_eq!(list.len(), 10);
-                assert!(!list.contains(&i), "point {i} lists itself");
+        // measured here with the defaults: 1.0 (d = 2), 1.0 (16), 0.9998 (32); with the
+        // narrower lists of `narrow`: 1.0, 0.997, 0.971. Asserting 0.95 leaves room for
+        // other seeds without hiding a broken join. On 3000 points the defaults' wide lists
+        // compute more distances than the scan of all pairs (their cost pays at scale, see
+        // the module docs), so the work bound is asserted for the narrow lists.
+        let narrow = DescentConfig {
+            sample: 0.5,
+            extra: 10,
+            trees: 4,
+            ..DescentConfig::default()
+        };
+        for (cfg, bounded) in [(DescentConfig::default(), false), (narrow, true)] {
+            for (n, d) in [(3000, 2), (3000, 16), (3000, 32)] {
+                let points = random_block(n, d, d as u64);
+                let exact = nearest_lists(points.view(), 10).unwrap();
+                let approx = nn_descent(points.view(), 10, &cfg).unwrap();
+                let r = recall(&approx.lists, &exact);
+                assert!(r >= 0.95, "{cfg:?}, n = {n}, d = {d}: recall {r}");
+                let pairs = (n * (n - 1) / 2) as u64;
+                if bounded {
+                    assert!(approx.distances < pairs, "{} ≥ {pairs}", approx.distances);
+                }
+                for (i, list) in approx.lists.iter().enumerate() {
+                    assert_eq!(list.len(), 10);
+                    assert!(!list.contains(&i), "point {i} lists itself");
+                }
             }
         }
     }

@@ -53,10 +53,16 @@ impl ModuleT for SmallCnn {
         let last = self.blocks.len() - 1;
         let mut xs = xs.shallow_clone();
         for (i, (conv, bn)) in self.blocks.iter().enumerate() {
-            xs = xs.apply(conv).apply_t(bn, train).relu();
+            // ReLU in place on the batch norm's output, which its backward does not need.
+            xs = xs.apply(conv).apply_t(bn, train).relu_();
             if i < last {
                 xs = xs.max_pool2d_default(2);
             }
+        }
+        if self.pool == 1 {
+            // Global pooling as a mean, which libtorch runs faster than an adaptive pooling
+            // to 1 × 1 on channels-last activations.
+            return xs.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>);
         }
         xs.adaptive_avg_pool2d([self.pool, self.pool])
             .flatten(1, -1)
@@ -128,7 +134,7 @@ impl ModuleT for Mlp {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut xs = xs.shallow_clone();
         for (fc, bn) in &self.hidden {
-            xs = xs.apply(fc).apply_t(bn, train).relu();
+            xs = xs.apply(fc).apply_t(bn, train).relu_();
         }
         xs = self.out.forward(&xs);
         match &self.out_bn {

@@ -148,14 +148,16 @@ impl Block {
         for (i, (c, b)) in self.convs.iter().enumerate() {
             ys = ys.apply(c).apply_t(b, train);
             if i < last {
-                ys = ys.relu();
+                ys = ys.relu_();
             }
         }
         let shortcut = match &self.downsample {
             Some((c, b)) => xs.apply(c).apply_t(b, train),
             None => xs.shallow_clone(),
         };
-        (ys + shortcut).relu()
+        // In place, as torchvision's blocks do: a batch norm's backward needs its input, not
+        // its output, so the sum and the ReLU may overwrite that output.
+        ys.g_add_(&shortcut).relu_()
     }
 }
 
@@ -228,13 +230,13 @@ impl ModuleT for ResNet {
     /// # Shapes
     /// `[b, c, h, w]` to `[b, 512]` (ResNet-18/34) or `[b, 2048]` (ResNet-50).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut xs = xs.apply(&self.stem.0).apply_t(&self.stem.1, train).relu();
+        let mut xs = xs.apply(&self.stem.0).apply_t(&self.stem.1, train).relu_();
         if self.max_pool {
             xs = xs.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
         for block in &self.layers {
             xs = block.forward_t(&xs, train);
         }
-        xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        xs.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>)
     }
 }
