@@ -226,9 +226,9 @@ pub struct ModelConfig {
     /// Default 512.
     pub predictor_hidden: usize,
     /// Keep the convolution weights, and with them the activations, in channels-last
-    /// (NHWC) memory order, where libtorch's oneDNN convolutions run faster on CPU (about
-    /// 1.2× for the default model's training step, docs/tuning.md). The values are the same
-    /// up to floating-point rounding; saved weights are in the usual NCHW order. Default true.
+    /// (NHWC) memory order, where libtorch's oneDNN convolutions run faster on CPU (1.32×
+    /// for an epoch of the default experiment, docs/tuning.md). The values are the same up
+    /// to floating-point rounding; saved weights are in the usual NCHW order. Default true.
     pub channels_last: bool,
 }
 

@@ -275,7 +275,7 @@ pub fn to_channels_last(vs: &nn::VarStore) {
             let size = var.size();
             let (i, h, w) = (size[1], size[2], size[3]);
             let strides = [i * h * w, 1, w * i, i];
-            let mut moved = Tensor::empty_strided(&size, &strides, (var.kind(), var.device()));
+            let mut moved = Tensor::empty_strided(&size, strides, (var.kind(), var.device()));
             moved.copy_(&var);
             var.set_data(&moved);
         }
