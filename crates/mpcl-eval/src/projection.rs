@@ -1,6 +1,6 @@
 //! Two-dimensional maps of features for figures: PCA, and t-SNE (Barnes-Hut, from the
-//! bhtsne crate) started from the PCA map rather than at random, on exact neighbours
-//! found here, so repeated fits give the same map.
+//! bhtsne crate) started from the PCA map rather than at random, on the exact neighbours
+//! of [`crate::neighbours`], so repeated fits give the same map.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -74,7 +74,7 @@ pub fn pca(features: &Tensor) -> Vec<(f64, f64)> {
 
 /// A t-SNE map of the rows of `features` under Euclidean distance, initialised with their
 /// PCA map scaled to standard deviation 10⁻⁴ (as openTSNE does). The ⌊3·perplexity⌋
-/// nearest neighbours are found here, exactly and in a fixed order, rather than by the
+/// nearest neighbours come from [`exact_neighbours`], in a fixed order, rather than from the
 /// crate's vantage-point tree, whose unseeded pivots reorder the sums and, through
 /// t-SNE's sensitive dynamics, move points by whole units between fits; with the fit on
 /// one thread, the same features give the same map, bit for bit.
