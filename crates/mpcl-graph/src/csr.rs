@@ -31,10 +31,10 @@ pub const MAX_NODES: usize = (u32::MAX as usize).saturating_add(1);
 /// another, 8–16 slower; 32 entries of 128-byte rows keep 64–96 lines in flight.
 pub const PREFETCH_AHEAD: usize = 32;
 
-/// Above this many bytes of X (twice a typical level-2 cache), [`CsrGraph::matmul_into`]
-/// copies an X whose rows straddle cache lines onto aligned rows before gathering: the rows
-/// then come from memory, where a third line per row costs more than the copy. Below it the
-/// gathers mostly hit the caches and the copy would not pay.
+/// Above this many bytes of X (beyond the 0.5–2 MiB level-2 caches of current CPUs),
+/// [`CsrGraph::matmul_into`] copies an X whose rows straddle cache lines onto aligned rows
+/// before gathering: the rows then come from memory, where a third line per row costs more
+/// than the copy. Below it the gathers mostly hit the caches and the copy would not pay.
 pub const ALIGN_ABOVE: usize = 4 << 20;
 
 impl<T: Real> CsrGraph<T> {

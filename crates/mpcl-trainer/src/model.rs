@@ -60,8 +60,8 @@ impl ModuleT for SmallCnn {
             }
         }
         if self.pool == 1 {
-            // Global pooling as a mean, which libtorch runs faster than an adaptive pooling
-            // to 1 × 1 on channels-last activations.
+            // Global pooling as a mean over the grid, as the PyTorch reference computes it
+            // (python/bench_train.py); the same value as an adaptive pooling to 1 × 1.
             return xs.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>);
         }
         xs.adaptive_avg_pool2d([self.pool, self.pool])
