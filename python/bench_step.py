@@ -2,14 +2,20 @@
 
 The workload of crates/mpcl-trainer/benches/step.rs: 2×256 views of 32×32 RGB (standard
 normal), forward, InfoNCE at τ = 0.2, backward, AdamW at 3e-3 (weight decay 1e-6); the small
-CNN of the default experiment (widths 32-64-128, projector 128→256→128) and torchvision's
+CNN of the default experiment with global pooling (widths 32-64-128, projector 128→256→128;
+the default experiment pools to a 2 × 2 grid) and torchvision's
 ResNet-18 with the CIFAR stem (3×3 stride-1 convolution, no max-pool) and SimCLR's projector
 512→512→128, each with the backbone in channels-last memory order ("small-cnn") or in the
 default NCHW order ("small-cnn-nchw"). Prints one JSON line per model with the median seconds
 of the timed steps.
+
+`--retain-freed-memory` gives glibc's malloc the settings the `mpcl` binary gives it
+(crates/mpcl-trainer/src/allocator.rs): no block on a mapping of its own, no trimming below
+2 GiB free, so freed activations are reused instead of mapped anew every step.
 """
 
 import argparse
+import ctypes
 import json
 import statistics
 import sys
@@ -47,12 +53,27 @@ def build(name):
     return backbone, head
 
 
+def retain_freed_memory():
+    """glibc's mallopt(M_MMAP_MAX, 0) and mallopt(M_TRIM_THRESHOLD, 2³¹ − 1), as mpcl sets
+    them; exits when the C library is not glibc or refuses either."""
+    m_trim_threshold, m_mmap_max = -1, -4
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError as e:
+        raise SystemExit(f"--retain-freed-memory needs glibc: {e}")
+    if libc.mallopt(m_mmap_max, 0) != 1 or libc.mallopt(m_trim_threshold, 2**31 - 1) != 1:
+        raise SystemExit("--retain-freed-memory: glibc's mallopt refused the settings")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--model", action="append", required=True)
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--retain-freed-memory", action="store_true")
     a = p.parse_args()
+    if a.retain_freed_memory:
+        retain_freed_memory()
     torch.set_num_threads(a.threads)
     for name in a.model:
         torch.manual_seed(0)

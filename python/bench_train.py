@@ -47,10 +47,11 @@ class TwoViews(Dataset):
 
 
 class SmallCnn(nn.Module):
-    """3×3 conv (no bias) + BN + ReLU blocks, 2×2 max-pool after each but the last, global
-    average pooling: mpcl's `SmallCnn`."""
+    """3×3 conv (no bias) + BN + ReLU blocks, 2×2 max-pool after each but the last, then
+    average pooling to a `pool` × `pool` grid, flattened channel-major (global pooling as a
+    mean when pool = 1): mpcl's `SmallCnn`, with widths[-1]·pool² features."""
 
-    def __init__(self, widths, in_channels=1):
+    def __init__(self, widths, in_channels=1, pool=1):
         super().__init__()
         layers, c_in = [], in_channels
         for i, w in enumerate(widths):
@@ -60,9 +61,13 @@ class SmallCnn(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             c_in = w
         self.body = nn.Sequential(*layers)
+        self.pool = pool
 
     def forward(self, x):
-        return self.body(x).mean(dim=(2, 3))
+        x = self.body(x)
+        if self.pool == 1:
+            return x.mean(dim=(2, 3))
+        return F.adaptive_avg_pool2d(x, self.pool).flatten(1)
 
 
 def projector(d_in, hidden, d_out):
@@ -91,6 +96,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--pool", type=int, default=1, help="side of the pooled grid")
+    p.add_argument("--projector", type=int, nargs=2, default=[256, 128],
+                   metavar=("HIDDEN", "OUT"))
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-6)
     p.add_argument("--temperature", type=float, default=0.2)
@@ -113,8 +121,8 @@ def main():
     loader = DataLoader(TwoViews(images, transform, a.views), batch_size=a.batch_size,
                         shuffle=True, drop_last=True, num_workers=a.workers,
                         persistent_workers=a.workers > 0)
-    backbone = SmallCnn(a.widths)
-    head = projector(a.widths[-1], 256, 128)
+    backbone = SmallCnn(a.widths, pool=a.pool)
+    head = projector(a.widths[-1] * a.pool**2, *a.projector)
     params = list(backbone.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.weight_decay)
     steps = len(loader)

@@ -229,8 +229,10 @@ fn augment_views(run: &Run<'_>) -> anyhow::Result<()> {
 }
 
 /// The criterion step medians just measured (crates/mpcl-trainer/benches/step.rs) against
-/// python/bench_step.py on the same models, threads and batch: views per second and ratios,
-/// and the share of the trainer's per-step gradient split.
+/// python/bench_step.py on the same models, threads and batch, run twice: with glibc's malloc
+/// defaults (PyTorch as users run it) and with the malloc settings mpcl runs under
+/// (`--retain-freed-memory`). Views per second and ratios, and the share of the trainer's
+/// per-step gradient split.
 fn step_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
     let ours = criterion_medians("step", run.started)?;
     let models: Vec<&str> = ours
@@ -241,37 +243,62 @@ fn step_side_by_side(run: &Run<'_>) -> anyhow::Result<()> {
         bail!("no fresh criterion results under target/criterion/step");
     }
     say(format!(
-        "PyTorch: the same steps with python/bench_step.py, {} threads",
+        "PyTorch: the same steps with python/bench_step.py, {} threads, with glibc's malloc \
+         defaults and then with mpcl's (--retain-freed-memory)",
         run.threads
     ));
     let mut args = vec!["--threads".to_owned(), run.threads.to_string()];
     for m in &models {
         args.extend(["--model".to_owned(), (*m).to_owned()]);
     }
-    let lines = python_json_lines("bench_step.py", &args)?;
+    let defaults = python_step_seconds(&args)?;
+    args.push("--retain-freed-memory".to_owned());
+    let retained = python_step_seconds(&args)?;
     let median = |name: &str| ours.iter().find(|(n, _)| n == name).map(|(_, s)| *s);
-    println!("\n| model | mpcl views/s | PyTorch views/s | ratio |\n|---|---:|---:|---:|");
-    for v in &lines {
-        let (Some(model), Some(theirs)) = (v["model"].as_str(), v["seconds"].as_f64()) else {
-            bail!("python/bench_step.py printed {v}: expected model and seconds");
-        };
+    let ours_malloc = match std::env::var("MPCL_BENCH_MALLOC").as_deref() {
+        Ok("glibc") => "malloc defaults",
+        _ => "freed memory retained",
+    };
+    println!(
+        "\n| model | mpcl views/s ({ours_malloc}) | PyTorch views/s (malloc defaults) | ratio \
+         | PyTorch views/s (freed memory retained) | ratio |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let rate = |s: f64| 512.0 / s;
+    for (model, theirs) in &defaults {
         let mine = median(&format!("{model}_step"))
             .with_context(|| format!("python/bench_step.py timed {model:?}, criterion did not"))?;
-        let rate = |s: f64| 512.0 / s;
+        let same = retained
+            .iter()
+            .find(|(m, _)| m == model)
+            .map(|(_, s)| *s)
+            .with_context(|| format!("python/bench_step.py timed {model:?} only once"))?;
         println!(
-            "| {model} | {:.0} | {:.0} | {:.2} |",
+            "| {model} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} |",
             rate(mine),
-            rate(theirs),
-            theirs / mine
+            rate(*theirs),
+            theirs / mine,
+            rate(same),
+            same / mine
         );
     }
     if let (Some(step), Some(split)) = (median("small-cnn_step"), median("small-cnn_step_split")) {
         println!(
-            "\nsmall CNN: the trainer's per-step gradient split adds {:.0} % to the step",
+            "\nsmall CNN: the trainer's per-step gradient split adds {:.1} % to the step",
             100.0 * (split / step - 1.0)
         );
     }
     Ok(())
+}
+
+/// Runs python/bench_step.py with `args` and returns each model's median step seconds.
+fn python_step_seconds(args: &[String]) -> anyhow::Result<Vec<(String, f64)>> {
+    python_json_lines("bench_step.py", args)?
+        .iter()
+        .map(|v| match (v["model"].as_str(), v["seconds"].as_f64()) {
+            (Some(model), Some(seconds)) => Ok((model.to_owned(), seconds)),
+            _ => bail!("python/bench_step.py printed {v}: expected model and seconds"),
+        })
+        .collect()
 }
 
 /// Runs python/`script` with `args` in the reference environment and returns the
@@ -414,11 +441,12 @@ fn train_epoch(run: &Run<'_>) -> anyhow::Result<()> {
             .cloned()
             .with_context(|| format!("configs/default.toml has no [{name}]"))
     };
-    let (mut train, mut eval, mut data_table, model) = (
+    let (mut train, mut eval, mut data_table, model, augment) = (
         section(&cfg, "train")?,
         section(&cfg, "eval")?,
         section(&cfg, "data")?,
         section(&cfg, "model")?,
+        section(&cfg, "augment")?,
     );
     train.insert("epochs".into(), 1.into());
     train.insert("threads".into(), (threads as i64).into());
@@ -439,13 +467,21 @@ fn train_epoch(run: &Run<'_>) -> anyhow::Result<()> {
     let tau = get(&train, "temperature")?;
     let wd = get(&train, "weight_decay")?;
     let views = get(&train, "views")?;
-    let widths = model
-        .get("widths")
-        .and_then(|w| w.as_array())
-        .context("configs/default.toml sets no model.widths")?
-        .iter()
-        .map(|w| w.to_string())
-        .collect::<Vec<_>>();
+    let pool = get(&model, "pool")?;
+    let projector = [
+        get(&model, "projector_hidden")?,
+        get(&model, "projector_dim")?,
+    ];
+    let list = |t: &toml::Table, key: &str| -> anyhow::Result<Vec<String>> {
+        Ok(t.get(key)
+            .and_then(|w| w.as_array())
+            .with_context(|| format!("configs/default.toml sets no list {key}"))?
+            .iter()
+            .map(|w| w.to_string())
+            .collect())
+    };
+    let widths = list(&model, "widths")?;
+    let crop_scale = list(&augment, "crop_scale")?;
     cfg.insert("train".into(), train.into());
     cfg.insert("eval".into(), eval.into());
     cfg.insert("data".into(), data_table.into());
@@ -480,11 +516,18 @@ fn train_epoch(run: &Run<'_>) -> anyhow::Result<()> {
         ("--weight-decay", wd),
         ("--threads", threads.to_string()),
         ("--workers", "2".into()),
+        ("--pool", pool),
     ] {
         py_args.extend([flag.into(), value]);
     }
-    py_args.push("--widths".into());
-    py_args.extend(widths);
+    for (flag, values) in [
+        ("--widths", widths),
+        ("--projector", projector.into()),
+        ("--crop-scale", crop_scale),
+    ] {
+        py_args.push(flag.into());
+        py_args.extend(values);
+    }
     let reference = python_views_per_s("bench_train.py", &py_args)?;
     print_ratio(
         ("mpcl (tch 0.26, native loader)", ours),

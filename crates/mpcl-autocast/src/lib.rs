@@ -7,7 +7,7 @@
 //! tch 0.26 has `tch::autocast`, which turns on CUDA autocast with libtorch's default dtype
 //! (fp16, which needs loss scaling) and cannot choose another or the CPU. This crate calls
 //! `at::autocast` through a small C++ shim (src/shim.cpp), compiled against the headers of
-//! the libtorch torch-sys links; that call is the workspace's one use of `unsafe`.
+//! the libtorch torch-sys links; that call is this crate's one use of `unsafe`.
 //!
 //! ```no_run
 //! use mpcl_autocast::Autocast;

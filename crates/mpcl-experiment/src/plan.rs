@@ -281,6 +281,9 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
             )));
         }
     }
+    if get_path(&grid.overrides, &["train", "seed"]).is_some() {
+        return Err(fail(format!("override.train.seed: {SEEDS_ARE_SHARED}")));
+    }
     check_overlaps(&grid.axes, &grid.variants).map_err(fail)?;
     let all = Variant {
         name: "[override]".into(),
@@ -662,6 +665,10 @@ fn check_axis_paths(axes: &[Axis]) -> Result<(), String> {
 }
 
 /// `[[variants]]`: each with a unique `name`, an optional `set` table and `unset` list.
+/// Why a variant or `[override]` may not set `train.seed` (each run's seed would replace it).
+const SEEDS_ARE_SHARED: &str = "the seeds are the experiment's, shared by every variant: set \
+     train.seed in [base] or sweep it with `seed = [...]` under [axes]";
+
 fn parse_variants(list: &[Value]) -> Result<Vec<Variant>, String> {
     let mut out: Vec<Variant> = Vec::new();
     for (i, item) in list.iter().enumerate() {
@@ -709,6 +716,9 @@ fn parse_variants(list: &[Value]) -> Result<Vec<Variant>, String> {
             if set.contains_key(key) {
                 return Err(fail(format!("set.{key}: `{key}` is set by the experiment")));
             }
+        }
+        if get_path(&set, &["train", "seed"]).is_some() {
+            return Err(fail(format!("set.train.seed: {SEEDS_ARE_SHARED}")));
         }
         out.push(Variant { name, set, unset });
     }
@@ -1046,6 +1056,14 @@ mod tests {
             (
                 "[experiment]\nname = \".hidden\"\n",
                 "experiment.name = \".hidden\"",
+            ),
+            (
+                "[experiment]\n[[variants]]\nname = \"s\"\nset = { \"train.seed\" = 1 }\n",
+                "variants[0] (\"s\"): set.train.seed: the seeds are the experiment's",
+            ),
+            (
+                "[experiment]\n[override]\ntrain = { seed = 1 }\n",
+                "override.train.seed: the seeds are the experiment's",
             ),
         ];
         for (text, expected) in cases {

@@ -1,5 +1,6 @@
 //! One SimCLR training step (forward, InfoNCE at τ = 0.2, backward, AdamW at 3e-3) on 2×256
-//! views of 32×32 RGB, for the small CNN of the default experiment and the CIFAR ResNet-18
+//! views of 32×32 RGB, for the small CNN of the default experiment (its code defaults: global
+//! pooling, where the default experiment pools to a 2 × 2 grid) and the CIFAR ResNet-18
 //! with SimCLR's 512→512→128 projector: the workload of python/bench_step.py, which
 //! `cargo xtask bench step` runs in the same invocation.
 //!
@@ -11,8 +12,12 @@
 //! `metrics.csv`, to show what that costs. Inputs are standard normal (the step's cost does
 //! not depend on the values). `MPCL_BENCH_THREADS` sets the thread count;
 //! `MPCL_BENCH_STEP_MODELS` picks models (`small-cnn,resnet18`).
+//!
+//! The bench keeps freed memory with malloc as the `mpcl` binary does
+//! (`mpcl_trainer::allocator`); `MPCL_BENCH_MALLOC=glibc` leaves glibc's defaults, under
+//! which every step maps its activations anew.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use mpcl_losses::InfoNce;
 use mpcl_trainer::config::{EncoderKind, ModelConfig, TrainConfig};
 use mpcl_trainer::model::Model;
@@ -39,6 +44,17 @@ fn model_config(name: &str, channels_last: bool) -> ModelConfig {
 }
 
 fn bench(c: &mut Criterion) {
+    let malloc = std::env::var("MPCL_BENCH_MALLOC").unwrap_or_default();
+    let retained = match malloc.as_str() {
+        "" | "retain" => mpcl_trainer::allocator::retain_freed_memory(),
+        "glibc" => false,
+        other => panic!("MPCL_BENCH_MALLOC: {other:?} is neither retain nor glibc"),
+    };
+    let malloc = if retained {
+        "freed memory retained"
+    } else {
+        "malloc's defaults"
+    };
     let threads = std::env::var("MPCL_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
@@ -48,6 +64,9 @@ fn bench(c: &mut Criterion) {
         std::env::var("MPCL_BENCH_STEP_MODELS").unwrap_or_else(|_| "small-cnn,resnet18".into());
     let mut group = c.benchmark_group("step");
     group.sample_size(10);
+    // Ten samples of equal length: one step each for a ResNet-18, whose step takes seconds
+    // on a CPU, where criterion's default linear sampling would time 1 + 2 + … + 10 = 55.
+    group.sampling_mode(SamplingMode::Flat);
     let layouts = [(true, ""), (false, "-nchw")];
     for (name, (channels_last, suffix)) in models
         .split(',')
@@ -61,7 +80,7 @@ fn bench(c: &mut Criterion) {
         let mut opt = mpcl_trainer::optim::from_config(&train, &vs, None).unwrap();
         let nce = InfoNce::new(0.2, 2).unwrap();
         let x = Tensor::randn([ROWS, 3, 32, 32], tch::kind::FLOAT_CPU);
-        eprintln!("step {name}{suffix}, {threads} threads, {ROWS} views");
+        eprintln!("step {name}{suffix}, {threads} threads, {ROWS} views, {malloc}");
         group.bench_function(format!("{name}{suffix}_step"), |b| {
             b.iter(|| {
                 let (_, z) = model.forward_t(&x, true);

@@ -5,6 +5,7 @@
 //! encoder), train with the configured method and aggregator, evaluate the trained encoder
 //! the same way, and write the table.
 
+pub mod allocator;
 pub mod checkpoint;
 pub mod config;
 pub mod device;

@@ -113,6 +113,8 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Freed tensors' memory stays with malloc for the next step (see the module's docs).
+    mpcl_trainer::allocator::retain_freed_memory();
     match Cli::parse().command {
         Cmd::Train {
             config,
