@@ -72,6 +72,8 @@ def main():
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--retain-freed-memory", action="store_true")
     a = p.parse_args()
+    if a.threads < 1 or a.repeats < 1:
+        p.error("need --threads ≥ 1 and --repeats ≥ 1")
     if a.retain_freed_memory:
         retain_freed_memory()
     torch.set_num_threads(a.threads)

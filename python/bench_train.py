@@ -96,15 +96,17 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
-    p.add_argument("--pool", type=int, default=1, help="side of the pooled grid")
+    p.add_argument("--pool", type=int, default=2, help="side of the pooled grid (≥ 1)")
     p.add_argument("--projector", type=int, nargs=2, default=[256, 128],
                    metavar=("HIDDEN", "OUT"))
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=1e-6)
     p.add_argument("--temperature", type=float, default=0.2)
-    p.add_argument("--crop-scale", type=float, nargs=2, default=[0.2, 1.0])
+    p.add_argument("--crop-scale", type=float, nargs=2, default=[0.4, 1.0])
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
+    if a.pool < 1 or a.threads < 1 or a.workers < 0 or a.batch_size < 1 or a.views < 2:
+        p.error("need --pool ≥ 1, --threads ≥ 1, --workers ≥ 0, --batch-size ≥ 1, --views ≥ 2")
 
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)

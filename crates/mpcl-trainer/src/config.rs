@@ -250,6 +250,30 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// Checks `pool` against the small CNN's last feature map for inputs whose shorter side
+    /// is `side` pixels: the `widths.len() − 1` max-poolings halve it (rounding down), and a
+    /// grid finer than what remains would only repeat its cells.
+    ///
+    /// # Errors
+    /// A message naming `model.pool`, the map's size and the input side.
+    pub fn check_pool(&self, side: usize) -> Result<(), String> {
+        if self.encoder != EncoderKind::SmallCnn {
+            return Ok(());
+        }
+        let poolings = u32::try_from(self.widths.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        let last = side.checked_shr(poolings).unwrap_or(0);
+        if self.pool > last {
+            return Err(format!(
+                "model.pool = {}: the small CNN's last feature map is {last} × {last} for \
+                 {side}-pixel inputs, so the grid can be at most {last} × {last}",
+                self.pool
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Training objectives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -596,8 +620,18 @@ pub(crate) mod check {
             origin: origin.into(),
             message,
         };
-        let config: T =
-            toml::from_str(text).map_err(|e| error(e.to_string().trim_end().to_owned()))?;
+        let config: T = toml::from_str(text).map_err(|e| {
+            let experiment = toml::from_str::<toml::Table>(text)
+                .is_ok_and(|table| table.contains_key("experiment"));
+            if experiment {
+                error(format!(
+                    "an experiment file ([experiment]), which `mpcl` does not run: \
+                     `cargo xtask experiment {origin}` runs its grid"
+                ))
+            } else {
+                error(e.to_string().trim_end().to_owned())
+            }
+        })?;
         validate(&config).map_err(error)?;
         Ok(config)
     }
@@ -685,6 +719,42 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(c.augment, augment);
+    }
+
+    #[test]
+    fn the_pooled_grid_fits_the_last_feature_map() {
+        // 28 px through two 2 × 2 max-poolings: 28 → 14 → 7, by hand; 7 px: 7 → 3 → 1.
+        let model = |pool| ModelConfig {
+            pool,
+            ..Default::default()
+        };
+        assert!(model(7).check_pool(28).is_ok());
+        let err = model(8).check_pool(28).unwrap_err();
+        assert!(err.starts_with("model.pool = 8: "), "{err}");
+        assert!(err.contains("7 × 7 for 28-pixel inputs"), "{err}");
+        assert!(model(1).check_pool(7).is_ok());
+        assert!(model(2).check_pool(7).is_err());
+        // The ResNets pool globally whatever `pool` says.
+        let resnet = ModelConfig {
+            encoder: EncoderKind::Resnet18,
+            ..model(9)
+        };
+        assert!(resnet.check_pool(28).is_ok());
+    }
+
+    #[test]
+    fn an_experiment_file_is_named_as_one() {
+        let err = Config::parse(
+            "[experiment]\nname = \"e\"\n[axes]\nseed = [0, 1]\n",
+            "e.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("e.toml: an experiment file"), "{err}");
+        assert!(err.contains("cargo xtask experiment e.toml"), "{err}");
+        // Any other unknown table keeps serde's message.
+        let err = Config::parse("[axes]\n", "c.toml").unwrap_err().to_string();
+        assert!(err.contains("unknown field `axes`"), "{err}");
     }
 
     #[test]

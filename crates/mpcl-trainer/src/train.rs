@@ -110,6 +110,16 @@ pub fn run_until(
         p.check_images((train_set.channels, train_set.height, train_set.width))
             .map_err(|e| TrainError::Invalid(format!("augment (view {v}): {e}")))?;
     }
+    // The smallest input the encoder sees: a view, or an unaugmented image in evaluation.
+    let image = (train_set.height, train_set.width);
+    let side = pipelines
+        .iter()
+        .map(|p| p.out_size(image))
+        .chain([image])
+        .map(|(h, w)| h.min(w))
+        .min()
+        .unwrap_or(0);
+    cfg.model.check_pool(side).map_err(TrainError::Invalid)?;
 
     tch::manual_seed(t.seed as i64);
     let vs = nn::VarStore::new(device);
