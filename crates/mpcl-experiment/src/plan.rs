@@ -717,8 +717,20 @@ fn parse_variants(list: &[Value]) -> Result<Vec<Variant>, String> {
                 return Err(fail(format!("set.{key}: `{key}` is set by the experiment")));
             }
         }
-        if get_path(&set, &["train", "seed"]).is_some() {
-            return Err(fail(format!("set.train.seed: {SEEDS_ARE_SHARED}")));
+        for seed in ["seed", "train.seed"] {
+            let path: Vec<&str> = seed.split('.').collect();
+            if get_path(&set, &path).is_some() {
+                return Err(fail(format!("set.{seed}: {SEEDS_ARE_SHARED}")));
+            }
+        }
+        let shorthand = SHORTHANDS
+            .iter()
+            .chain(&[(AGGREGATOR_AXIS, "aggregators.<name>")])
+            .find(|(short, _)| set.contains_key(*short));
+        if let Some((short, key)) = shorthand {
+            return Err(fail(format!(
+                "set.{short}: `{short}` is a shorthand of [axes] only; a variant sets {key}"
+            )));
         }
         out.push(Variant { name, set, unset });
     }
@@ -1064,6 +1076,15 @@ mod tests {
             (
                 "[experiment]\n[override]\ntrain = { seed = 1 }\n",
                 "override.train.seed: the seeds are the experiment's",
+            ),
+            (
+                "[experiment]\n[[variants]]\nname = \"s\"\nset = { seed = 1 }\n",
+                "variants[0] (\"s\"): set.seed: the seeds are the experiment's",
+            ),
+            (
+                "[experiment]\n[[variants]]\nname = \"m\"\nset = { method = \"spectral\" }\n",
+                "variants[0] (\"m\"): set.method: `method` is a shorthand of [axes] only; a \
+                 variant sets train.method",
             ),
         ];
         for (text, expected) in cases {
