@@ -220,7 +220,8 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
         }
         Some(parent) => {
             let path = dir.join(parent);
-            let parent_table = read_table(&path)?;
+            let parent_table = read_table(&path)
+                .map_err(|e| fail(format!("experiment.extends = {parent:?}: {e}")))?;
             if !parent_table.contains_key("experiment") {
                 return Err(fail(format!(
                     "experiment.extends = {parent:?}: {} has no [experiment] table; use \
@@ -233,7 +234,8 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
     };
     if let Some(base) = &header.base {
         let path = dir.join(base);
-        let base_table = read_table(&path)?;
+        let base_table =
+            read_table(&path).map_err(|e| fail(format!("experiment.base = {base:?}: {e}")))?;
         if base_table.contains_key("experiment") {
             return Err(fail(format!(
                 "experiment.base = {base:?}: {} is an experiment file; a base is a plain \
@@ -1076,6 +1078,14 @@ mod tests {
             (
                 "[experiment]\n[override]\ntrain = { seed = 1 }\n",
                 "override.train.seed: the seeds are the experiment's",
+            ),
+            (
+                "[experiment]\nbase = \"missing.toml\"\n",
+                "experiment.base = \"missing.toml\": /x/missing.toml: ",
+            ),
+            (
+                "[experiment]\nextends = \"missing.toml\"\n",
+                "experiment.extends = \"missing.toml\": /x/missing.toml: ",
             ),
             (
                 "[experiment]\n[[variants]]\nname = \"s\"\nset = { seed = 1 }\n",
