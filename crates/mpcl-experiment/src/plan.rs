@@ -276,16 +276,7 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
         }
         Some(_) => return Err(fail("override: must be a table of keys to set".into())),
     }
-    for key in ["name", "kind"] {
-        if grid.overrides.contains_key(key) {
-            return Err(fail(format!(
-                "override.{key}: `{key}` is set by the experiment"
-            )));
-        }
-    }
-    if get_path(&grid.overrides, &["train", "seed"]).is_some() {
-        return Err(fail(format!("override.train.seed: {SEEDS_ARE_SHARED}")));
-    }
+    check_settable(&grid.overrides, "override").map_err(fail)?;
     check_overlaps(&grid.axes, &grid.variants).map_err(fail)?;
     let all = Variant {
         name: "[override]".into(),
@@ -666,11 +657,37 @@ fn check_axis_paths(axes: &[Axis]) -> Result<(), String> {
     Ok(())
 }
 
-/// `[[variants]]`: each with a unique `name`, an optional `set` table and `unset` list.
-/// Why a variant or `[override]` may not set `train.seed` (each run's seed would replace it).
-const SEEDS_ARE_SHARED: &str = "the seeds are the experiment's, shared by every variant: set \
-     train.seed in [base] or sweep it with `seed = [...]` under [axes]";
+/// Refuses, in a variant's `set` or in `[override]` (`what`), the keys only the experiment
+/// sets: `name` and `kind`; the seed, which each run's seed would replace; and the axis
+/// shorthands, which the trainer would not know.
+fn check_settable(set: &Table, what: &str) -> Result<(), String> {
+    for key in ["name", "kind"] {
+        if set.contains_key(key) {
+            return Err(format!("{what}.{key}: `{key}` is set by the experiment"));
+        }
+    }
+    for seed in [&["seed"][..], &["train", "seed"]] {
+        if get_path(set, seed).is_some() {
+            return Err(format!(
+                "{what}.{}: the seeds are the experiment's, shared by every variant: set \
+                 train.seed in [base] or sweep it with `seed = [...]` under [axes]",
+                seed.join(".")
+            ));
+        }
+    }
+    let shorthand = SHORTHANDS
+        .iter()
+        .chain(&[(AGGREGATOR_AXIS, "aggregators.<name>")])
+        .find(|(short, _)| set.contains_key(*short));
+    match shorthand {
+        Some((short, key)) => Err(format!(
+            "{what}.{short}: `{short}` is a shorthand of [axes] only; write {key}"
+        )),
+        None => Ok(()),
+    }
+}
 
+/// `[[variants]]`: each with a unique `name`, an optional `set` table and `unset` list.
 fn parse_variants(list: &[Value]) -> Result<Vec<Variant>, String> {
     let mut out: Vec<Variant> = Vec::new();
     for (i, item) in list.iter().enumerate() {
@@ -714,26 +731,7 @@ fn parse_variants(list: &[Value]) -> Result<Vec<Variant>, String> {
                 .map_err(|e| fail(format!("unset: {e}")))?,
             Some(_) => return Err(fail("unset: must be an array of dotted keys".into())),
         };
-        for key in ["name", "kind"] {
-            if set.contains_key(key) {
-                return Err(fail(format!("set.{key}: `{key}` is set by the experiment")));
-            }
-        }
-        for seed in ["seed", "train.seed"] {
-            let path: Vec<&str> = seed.split('.').collect();
-            if get_path(&set, &path).is_some() {
-                return Err(fail(format!("set.{seed}: {SEEDS_ARE_SHARED}")));
-            }
-        }
-        let shorthand = SHORTHANDS
-            .iter()
-            .chain(&[(AGGREGATOR_AXIS, "aggregators.<name>")])
-            .find(|(short, _)| set.contains_key(*short));
-        if let Some((short, key)) = shorthand {
-            return Err(fail(format!(
-                "set.{short}: `{short}` is a shorthand of [axes] only; a variant sets {key}"
-            )));
-        }
+        check_settable(&set, "set").map_err(fail)?;
         out.push(Variant { name, set, unset });
     }
     Ok(out)
@@ -1080,6 +1078,10 @@ mod tests {
                 "override.train.seed: the seeds are the experiment's",
             ),
             (
+                "[experiment]\n[override]\nbackbone = \"resnet18\"\n",
+                "override.backbone: `backbone` is a shorthand of [axes] only; write model.encoder",
+            ),
+            (
                 "[experiment]\nbase = \"missing.toml\"\n",
                 "experiment.base = \"missing.toml\": /x/missing.toml: ",
             ),
@@ -1093,8 +1095,8 @@ mod tests {
             ),
             (
                 "[experiment]\n[[variants]]\nname = \"m\"\nset = { method = \"spectral\" }\n",
-                "variants[0] (\"m\"): set.method: `method` is a shorthand of [axes] only; a \
-                 variant sets train.method",
+                "variants[0] (\"m\"): set.method: `method` is a shorthand of [axes] only; \
+                 write train.method",
             ),
         ];
         for (text, expected) in cases {
