@@ -24,6 +24,29 @@ const CPU_WHEELS: [&str; 3] = [
     "nvidia-cuda-cupti==13.0.85",
 ];
 
+/// Wheels for a CUDA install, with `--no-deps` as well: torch's CUDA dependencies as its
+/// 2.13.0 metadata pins them (the `cuda-toolkit` extras spelled out), and the nvJitLink that
+/// pip resolved for them. Left out are the dependencies only Python uses (triton, sympy,
+/// networkx, jinja2, fsspec, filelock, setuptools, cuda-bindings), about 0.8 GB.
+const CUDA_WHEELS: [&str; 16] = [
+    "torch==2.13.0",
+    "nvidia-cuda-runtime==13.0.96",
+    "nvidia-cuda-cupti==13.0.85",
+    "nvidia-cuda-nvrtc==13.0.88",
+    "nvidia-cublas==13.1.1.3",
+    "nvidia-cufft==12.0.0.61",
+    "nvidia-cufile==1.15.1.6",
+    "nvidia-curand==10.4.0.35",
+    "nvidia-cusolver==12.0.4.66",
+    "nvidia-cusparse==12.6.3.3",
+    "nvidia-nvjitlink==13.5.37",
+    "nvidia-nvtx==13.0.85",
+    "nvidia-cudnn-cu13==9.20.0.48",
+    "nvidia-cusparselt-cu13==0.8.1",
+    "nvidia-nccl-cu13==2.29.7",
+    "nvidia-nvshmem-cu13==3.4.5",
+];
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Also install the CUDA libraries torch 2.13.0 depends on (cuDNN, cuBLAS, NCCL, …),
@@ -156,13 +179,15 @@ fn install(root: &Path, cuda: bool) -> anyhow::Result<()> {
     ])
     .args(["--progress-bar", "off", "--target"])
     .arg(&partial);
-    if cuda {
+    let wheels: &[&str] = if cuda {
         say(format!(
-            "installing libtorch {TORCH_VERSION} with its CUDA libraries (torch=={TORCH_VERSION} \
-             and its dependencies from PyPI, several GB) into {}",
+            "installing libtorch {TORCH_VERSION} with its CUDA libraries from PyPI (torch and \
+             {} NVIDIA wheels: cuDNN, cuBLAS, NCCL, …; 2.5 GB to download, 3.8 GB on disk) \
+             into {}",
+            CUDA_WHEELS.len() - 1,
             root.display()
         ));
-        pip.arg(format!("torch=={TORCH_VERSION}"));
+        &CUDA_WHEELS
     } else {
         say(format!(
             "installing libtorch {TORCH_VERSION} for CPU from PyPI ({}; about 1.2 GB on disk, \
@@ -170,8 +195,9 @@ fn install(root: &Path, cuda: bool) -> anyhow::Result<()> {
             CPU_WHEELS.join(", "),
             root.display()
         ));
-        pip.arg("--no-deps").args(CPU_WHEELS);
-    }
+        &CPU_WHEELS
+    };
+    pip.arg("--no-deps").args(wheels);
     run_cmd(&mut pip)?;
     if !is_libtorch(&partial.join("torch")) {
         bail!("pip finished but {} holds no libtorch", partial.display());

@@ -100,3 +100,18 @@ fn refuses_full_precision_dtypes_and_other_devices() {
         "{device}"
     );
 }
+
+#[test]
+fn a_cuda_region_sets_cuda_autocast_only() {
+    // Autocast state lives in libtorch's CPU library per device type, so this runs without
+    // a GPU (and without libtorch's CUDA library). The oracle is PyTorch's rule that each
+    // device type has its own flag and dtype: the CPU's stay as they were.
+    let cuda = Device::Cuda(0);
+    assert_eq!(Autocast::current(cuda).unwrap(), None);
+    {
+        let _region = Autocast::enter(cuda, Kind::BFloat16).unwrap();
+        assert_eq!(Autocast::current(cuda).unwrap(), Some(Kind::BFloat16));
+        assert_eq!(Autocast::current(Device::Cpu).unwrap(), None);
+    }
+    assert_eq!(Autocast::current(cuda).unwrap(), None);
+}

@@ -1,8 +1,9 @@
 //! Where a run computes: `train.device = "cpu" | "cuda" | "cuda:N"`. A CUDA request that the
 //! linked libtorch cannot serve is an error, never a silent fall-back to the CPU.
 //!
-//! One device per run: multi-GPU data parallelism is out of scope for now. The CUDA path is
-//! untested here (the development machines have no GPU); only its error paths are.
+//! One device per run: multi-GPU data parallelism is out of scope for now. Training on a GPU
+//! is untested (the development machines have none); the CUDA build's linking and its error
+//! paths are tested with the CUDA libtorch on a machine without one.
 //!
 //! `train.precision = "bf16"` runs the forward pass under libtorch's autocast through
 //! mpcl-autocast (tch's own `autocast` can choose neither the dtype nor the CPU).
@@ -50,35 +51,104 @@ pub fn parse(spec: &str) -> Result<Device, String> {
     }
 }
 
+/// What the linked libtorch offers for CUDA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CudaSupport {
+    /// Whether libtorch's CUDA library is loaded into this process (build/libtorch_rpath.rs
+    /// links it when all the libraries it needs are installed).
+    pub loaded: bool,
+    /// The CUDA devices libtorch sees.
+    pub devices: i64,
+    /// Why libtorch with CUDA sees none, in its own words ("Found no NVIDIA driver …", "The
+    /// NVIDIA driver on your system is too old …").
+    pub why_none: Option<String>,
+}
+
+impl CudaSupport {
+    /// Asks the linked libtorch. With CUDA but no device, it is made to allocate on one,
+    /// which fails with libtorch's reason.
+    pub fn probe() -> Self {
+        let loaded = tch::utils::has_cudart();
+        let devices = if Cuda::is_available() {
+            Cuda::device_count()
+        } else {
+            0
+        };
+        let why_none = (loaded && devices == 0).then(|| {
+            match Tensor::f_zeros([1], (Kind::Float, Device::Cuda(0))) {
+                Ok(_) => "libtorch reports no device".to_owned(),
+                Err(e) => first_line(&e.to_string()),
+            }
+        });
+        Self {
+            loaded,
+            devices,
+            why_none,
+        }
+    }
+}
+
+impl std::fmt::Display for CudaSupport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.loaded, self.devices) {
+            (false, _) => f.write_str("without CUDA"),
+            (true, 1) => f.write_str("with CUDA, 1 GPU"),
+            (true, n) => write!(f, "with CUDA, {n} GPUs"),
+        }
+    }
+}
+
+/// The first line of a libtorch error, without tch's "Internal torch error: " prefix.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    line.strip_prefix("Internal torch error: ")
+        .unwrap_or(line)
+        .to_owned()
+}
+
 /// The device `spec` names, checked against what the linked libtorch offers.
 ///
 /// # Errors
 /// [`TrainError::Invalid`] when the name does not parse, when a CUDA device is requested and
-/// libtorch has no usable CUDA (a CPU-only build, or no driver or GPU), or when the index is
-/// out of range; the message says what is missing.
+/// libtorch cannot serve it (linked without CUDA, or with CUDA but without a usable driver
+/// or GPU), or when the index is out of range; the message says which and what to do.
 pub fn resolve(spec: &str) -> Result<Device, TrainError> {
     let device = parse(spec).map_err(TrainError::Invalid)?;
-    check(spec, device, Cuda::is_available(), Cuda::device_count())?;
+    if let Device::Cuda(_) = device {
+        check(spec, device, &CudaSupport::probe())?;
+    }
     Ok(device)
 }
 
 /// The availability check, apart so the error paths can be tested on any machine.
-fn check(spec: &str, device: Device, cuda: bool, count: i64) -> Result<(), TrainError> {
+fn check(spec: &str, device: Device, cuda: &CudaSupport) -> Result<(), TrainError> {
     let Device::Cuda(index) = device else {
         return Ok(());
     };
-    if !cuda {
+    let version = env!("MPCL_LIBTORCH_VERSION");
+    if !cuda.loaded {
         return Err(TrainError::Invalid(format!(
-            "train.device = {spec:?}, but the libtorch {} this binary is linked against has \
-             no usable CUDA (a CPU-only build, or no NVIDIA driver or GPU): install the CUDA \
-             libraries with `cargo xtask setup --cuda` on a GPU machine, or set \
-             train.device = \"cpu\"",
-            env!("MPCL_LIBTORCH_VERSION")
+            "train.device = {spec:?}, but this binary is linked against libtorch {version} \
+             without CUDA (a CPU-only libtorch, or the CPU install of `cargo xtask setup`): \
+             on a GPU machine run `cargo xtask setup --cuda`, which installs the CUDA \
+             libraries and points cargo at them, and rebuild; or set train.device = \"cpu\""
         )));
     }
-    if index as i64 >= count {
+    if cuda.devices == 0 {
+        let why = cuda
+            .why_none
+            .as_deref()
+            .unwrap_or("libtorch reports no device");
         return Err(TrainError::Invalid(format!(
-            "train.device = {spec:?}, but libtorch sees {count} CUDA device(s)"
+            "train.device = {spec:?}, but libtorch {version} (linked with CUDA) sees no GPU: \
+             {why}; check `nvidia-smi` and CUDA_VISIBLE_DEVICES, or set \
+             train.device = \"cpu\""
+        )));
+    }
+    if index as i64 >= cuda.devices {
+        return Err(TrainError::Invalid(format!(
+            "train.device = {spec:?}, but libtorch sees {} CUDA device(s)",
+            cuda.devices
         )));
     }
     Ok(())
@@ -99,21 +169,60 @@ mod tests {
         }
     }
 
+    fn support(loaded: bool, devices: i64, why: Option<&str>) -> CudaSupport {
+        CudaSupport {
+            loaded,
+            devices,
+            why_none: why.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn cuda_without_cuda_is_an_error_not_a_fallback() {
-        let err = check("cuda", Device::Cuda(0), false, 0)
-            .unwrap_err()
-            .to_string();
+        let message = |spec: &str, device, cuda: &CudaSupport| {
+            check(spec, device, cuda).unwrap_err().to_string()
+        };
+        let err = message("cuda", Device::Cuda(0), &support(false, 0, None));
         assert!(
-            err.contains("has no usable CUDA") && err.contains("xtask setup --cuda"),
+            err.contains("without CUDA") && err.contains("xtask setup --cuda"),
             "{err}"
         );
-        let err = check("cuda:2", Device::Cuda(2), true, 2)
-            .unwrap_err()
-            .to_string();
+        let driver = "Found no NVIDIA driver on your system";
+        let err = message("cuda", Device::Cuda(0), &support(true, 0, Some(driver)));
+        assert!(
+            err.contains("(linked with CUDA) sees no GPU: Found no NVIDIA driver")
+                && err.contains("nvidia-smi"),
+            "{err}"
+        );
+        let err = message("cuda:2", Device::Cuda(2), &support(true, 2, None));
         assert!(err.contains("libtorch sees 2 CUDA device(s)"), "{err}");
-        assert!(check("cuda:1", Device::Cuda(1), true, 2).is_ok());
-        assert!(check("cpu", Device::Cpu, false, 0).is_ok());
+        assert!(check("cuda:1", Device::Cuda(1), &support(true, 2, None)).is_ok());
+        assert!(check("cpu", Device::Cpu, &support(false, 0, None)).is_ok());
+    }
+
+    #[test]
+    fn libtorch_errors_lose_the_tch_prefix_and_the_backtrace() {
+        let raw = "Internal torch error: Found no NVIDIA driver on your system.\nException raised \
+                   from …";
+        assert_eq!(first_line(raw), "Found no NVIDIA driver on your system.");
+        assert_eq!(first_line("plain"), "plain");
+    }
+
+    #[test]
+    fn the_summary_names_the_build_and_the_gpus() {
+        assert_eq!(support(false, 0, None).to_string(), "without CUDA");
+        assert_eq!(support(true, 0, Some("x")).to_string(), "with CUDA, 0 GPUs");
+        assert_eq!(support(true, 1, None).to_string(), "with CUDA, 1 GPU");
+    }
+
+    #[test]
+    fn a_cuda_libtorch_is_loaded_when_linked() {
+        // build/libtorch_rpath.rs links libtorch_cuda.so past `--as-needed` when all its
+        // libraries resolve (MPCL_LIBTORCH_CUDA = 1), and leaves it out otherwise. libtorch's
+        // own answer must agree: its CUDA runtime is present exactly in the first case.
+        let linked = env!("MPCL_LIBTORCH_CUDA") == "1";
+        let lib = env!("MPCL_LIBTORCH_LIB");
+        assert_eq!(CudaSupport::probe().loaded, linked, "libtorch in {lib}");
     }
 
     #[test]
@@ -121,10 +230,7 @@ mod tests {
         // Whatever this machine has, resolve agrees with libtorch: CUDA is granted exactly
         // when libtorch reports it usable.
         let got = resolve("cuda");
-        assert_eq!(
-            got.is_ok(),
-            Cuda::is_available() && Cuda::device_count() > 0
-        );
+        assert_eq!(got.is_ok(), CudaSupport::probe().devices > 0);
         assert_eq!(resolve("cpu").unwrap(), Device::Cpu);
     }
 }

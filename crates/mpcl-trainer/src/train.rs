@@ -189,10 +189,14 @@ fn finish(dir: &RunDir, outcome: Outcome) -> Result<Option<Outcome>, TrainError>
     Ok(Some(outcome))
 }
 
-/// The tch release, as pinned in the workspace manifest, and the libtorch found at build
-/// time (build/libtorch_rpath.rs).
+/// The tch release, as pinned in the workspace manifest, the libtorch found at build time
+/// (build/libtorch_rpath.rs) and what it offers for CUDA.
 fn tch_version() -> String {
-    format!("0.26.0 (libtorch {})", env!("MPCL_LIBTORCH_VERSION"))
+    format!(
+        "0.26.0 (libtorch {}, {})",
+        env!("MPCL_LIBTORCH_VERSION"),
+        crate::device::CudaSupport::probe()
+    )
 }
 
 /// The loss a run trains with.

@@ -377,11 +377,13 @@ epochs = 1
 fn a_cuda_request_libtorch_cannot_serve_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("cuda.toml");
-    // Without CUDA any CUDA device fails; with it, an index past the last one does.
-    let (device, expected) = if tch::Cuda::is_available() {
-        ("cuda:99", "CUDA device(s)")
-    } else {
-        ("cuda", "has no usable CUDA")
+    // libtorch without CUDA refuses any CUDA device, with CUDA but no GPU it refuses with
+    // libtorch's reason, and with GPUs an index past the last one fails.
+    let cuda = mpcl_trainer::device::CudaSupport::probe();
+    let (device, expected) = match (cuda.loaded, cuda.devices) {
+        (false, _) => ("cuda", "without CUDA"),
+        (true, 0) => ("cuda", "(linked with CUDA) sees no GPU"),
+        (true, _) => ("cuda:99", "CUDA device(s)"),
     };
     let text = TINY.replace("[train]\n", &format!("[train]\ndevice = \"{device}\"\n"));
     std::fs::write(&config, text).unwrap();
