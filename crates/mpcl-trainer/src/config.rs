@@ -629,11 +629,56 @@ pub(crate) mod check {
                      `cargo xtask experiment {origin}` runs its grid"
                 ))
             } else {
-                error(e.to_string().trim_end().to_owned())
+                error(describe(&e, text))
             }
         })?;
         validate(&config).map_err(error)?;
         Ok(config)
+    }
+
+    /// A deserialisation error as `key.path: message`, the key found from the error's place
+    /// in `text`. The line and column toml reports instead would mislead when `text` is a
+    /// config that `cargo xtask experiment` generated from the user's file. Errors that no key
+    /// holds (TOML syntax) keep toml's message with its line.
+    fn describe(e: &toml::de::Error, text: &str) -> String {
+        let path = e.span().and_then(|span| {
+            let root = toml::de::DeValue::Table(toml::de::DeTable::parse(text).ok()?.into_inner());
+            let mut path = Vec::new();
+            key_at(&root, span.start, &mut path).then(|| path.concat())
+        });
+        match path {
+            Some(path) => format!("{path}: {}", e.message().trim_end()),
+            None => e.to_string().trim_end().to_owned(),
+        }
+    }
+
+    /// Whether byte `at` lies inside `value`'s keys or elements; if so, the innermost key or
+    /// element that holds it has been pushed onto `path` (`.key` and `[i]` segments, the
+    /// first without its dot).
+    fn key_at(value: &toml::de::DeValue<'_>, at: usize, path: &mut Vec<String>) -> bool {
+        use toml::de::DeValue;
+        match value {
+            DeValue::Table(table) => table.iter().any(|(key, value)| {
+                let dot = if path.is_empty() { "" } else { "." };
+                path.push(format!("{dot}{}", key.get_ref()));
+                let found = key_at(value.get_ref(), at, path)
+                    || key.span().contains(&at)
+                    || value.span().contains(&at);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            DeValue::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                path.push(format!("[{i}]"));
+                let found = key_at(item.get_ref(), at, path) || item.span().contains(&at);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            _ => false,
+        }
     }
 
     /// A finite value above 0.
@@ -782,6 +827,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `trian`"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_not_a_line() {
+        // The expected paths are the keys as written, read off each text by hand; the
+        // messages are serde's. No line numbers: `xtask experiment` checks configs it wrote
+        // itself, whose lines are not the user's.
+        let cases = [
+            (
+                "[train]\nepoch = 3\n",
+                "x.toml: train.epoch: unknown field `epoch`",
+            ),
+            (
+                "[train]\nlr = \"fast\"\n",
+                "x.toml: train.lr: invalid type: string \"fast\"",
+            ),
+            (
+                "train.lr = \"fast\"\n",
+                "x.toml: train.lr: invalid type: string \"fast\"",
+            ),
+            (
+                "[train]\nseed = 1\n[eval.knn]\nk = \"x\"\n",
+                "x.toml: eval.knn.k: invalid type: string \"x\"",
+            ),
+            (
+                "[model]\nwidths = [32, \"64\"]\n",
+                "x.toml: model.widths[1]: invalid type: string \"64\"",
+            ),
+            // [augment] is read through a table of its own, so toml places its errors at
+            // the section.
+            (
+                "[augment]\ncrop_scale = [0.4, \"one\"]\n",
+                "x.toml: augment: invalid type",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = Config::parse(toml, "x.toml").unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{toml:?} gave {err}");
+            assert!(!err.contains("at line"), "{toml:?} gave {err}");
+        }
+        // A syntax error belongs to no key and keeps toml's line.
+        let err = Config::parse("[train\n", "x.toml").unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
     }
 
     #[test]
