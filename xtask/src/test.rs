@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the README's test command and CI's. Provisions what the tests need,
-//! then runs formatting and lint checks and every test of the workspace. `--slurm` runs the
-//! opt-in end-to-end test on a real single-node Slurm instead (xtask's `slurm`).
+//! then runs formatting and lint checks and every test of the workspace. `--cuda` runs them
+//! against the CUDA libtorch and adds the tests that need a GPU; `--slurm` runs the opt-in
+//! end-to-end test on a real single-node Slurm instead (xtask's `slurm`).
 
 use std::path::PathBuf;
 
@@ -11,6 +12,11 @@ pub struct Args {
     /// The data directory (default: $MPCL_DATA_DIR or ~/.local/share/mpcl/datasets).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Also: install the CUDA libtorch (as `setup --cuda`; cargo keeps using it), run every
+    /// test against it, then the tests that need an NVIDIA GPU (`cuda_*`, ignored otherwise).
+    /// Fails without a usable GPU.
+    #[arg(long, conflicts_with = "slurm")]
+    cuda: bool,
     /// Instead: start a single-node Slurm (Debian's packages, loopback only), run a two-run
     /// grid through `--slurm` and sbatch, check it and the report, stop the daemons.
     #[arg(long)]
@@ -28,7 +34,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let (true, Some(mpcl)) = (args.slurm_inside, &args.mpcl) {
         return slurm::inside(&data_dir, mpcl);
     }
-    setup::ensure_libtorch(false)?;
+    setup::ensure_libtorch(args.cuda)?;
     data::ensure(&mpcl_data::Dataset::FashionMnist, &data_dir, None)?;
     if args.slurm {
         experiment::build_mpcl()?;
@@ -47,5 +53,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cargo()
             .args(["test", "--workspace"])
             .env(mpcl_data::DATA_DIR_ENV, &data_dir),
-    )
+    )?;
+    if args.cuda {
+        say("running the tests that need a GPU (cargo test --workspace -- --ignored cuda_)");
+        run_cmd(
+            cargo()
+                .args(["test", "--workspace", "--", "--ignored", "cuda_"])
+                .env(mpcl_data::DATA_DIR_ENV, &data_dir),
+        )?;
+    }
+    Ok(())
 }

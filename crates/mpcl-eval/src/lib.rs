@@ -32,7 +32,9 @@ pub struct TopK {
 }
 
 impl TopK {
-    /// Top-1 and top-5 accuracy of class `scores` against `labels`.
+    /// Top-1 and top-5 accuracy of class `scores` against `labels`, which may live on
+    /// another device (a training run keeps its labels on the GPU, the kNN scores its
+    /// monitor computes on the CPU).
     ///
     /// # Shapes
     /// `scores`: `[n, classes]`; `labels`: `[n]` (int64).
@@ -40,7 +42,7 @@ impl TopK {
         let n = labels.size()[0].max(1) as f64;
         let k = scores.size()[1].min(5);
         let (_, best) = scores.topk(k, 1, true, true);
-        let hit = best.eq_tensor(&labels.unsqueeze(1));
+        let hit = best.eq_tensor(&labels.to_device(scores.device()).unsqueeze(1));
         let top1 = hit.narrow(1, 0, 1).sum(tch::Kind::Int64).int64_value(&[]) as f64 / n;
         let top5 = hit.sum(tch::Kind::Int64).int64_value(&[]) as f64 / n;
         Self { top1, top5 }

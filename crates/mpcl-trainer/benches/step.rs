@@ -21,7 +21,7 @@ use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use mpcl_losses::InfoNce;
 use mpcl_trainer::config::{EncoderKind, ModelConfig, TrainConfig};
 use mpcl_trainer::model::Model;
-use tch::{Tensor, nn};
+use tch::Tensor;
 
 /// Views per step (2 views of 256 images).
 const ROWS: i64 = 512;
@@ -74,8 +74,8 @@ fn bench(c: &mut Criterion) {
         .flat_map(|m| layouts.map(|l| (m, l)))
     {
         tch::manual_seed(0);
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let model = Model::in_store(&vs, 3, &model_config(name, channels_last), false);
+        let config = model_config(name, channels_last);
+        let (vs, model) = Model::in_new_store(tch::Device::Cpu, 3, &config, false);
         let train = TrainConfig::default();
         let mut opt = mpcl_trainer::optim::from_config(&train, &vs, None).unwrap();
         let nce = InfoNce::new(0.2, 2).unwrap();

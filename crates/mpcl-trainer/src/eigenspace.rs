@@ -639,9 +639,7 @@ pub fn run(
     let channels = views.size()[1] as usize;
     let fresh = |seed: u64| {
         tch::manual_seed(seed as i64);
-        let vs = nn::VarStore::new(tch::Device::Cpu);
-        let model = Model::in_store(&vs, channels, &model_cfg, false);
-        (vs, model)
+        Model::in_new_store(tch::Device::Cpu, channels, &model_cfg, false)
     };
     for r in 0..t.random_seeds as u64 {
         let seed = cfg.seed + r;

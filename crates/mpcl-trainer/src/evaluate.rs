@@ -13,7 +13,6 @@ use mpcl_eval::projection::{pca, tsne};
 use mpcl_eval::{Encoder, Normalize, Row, diagnose, knn, labels, markdown_table, probe};
 use mpcl_plot::{Lines, Panel, Scatter, Series, figure};
 use tch::Tensor;
-use tch::nn;
 use tracing::{info, warn};
 
 use crate::checkpoint::Checkpoint;
@@ -209,9 +208,8 @@ pub fn saved(
     let (data, train, test) = crate::train::load_sets(&cfg, &data_dir)?;
     // The random encoder of the baselines is the model as the run initialised it.
     tch::manual_seed(cfg.train.seed as i64);
-    let vs = nn::VarStore::new(device);
     let simsiam = cfg.train.method == Method::Simsiam;
-    let model = Model::in_store(&vs, train.channels, &cfg.model, simsiam);
+    let (vs, model) = Model::in_new_store(device, train.channels, &cfg.model, simsiam);
     let baselines = if cfg.eval.baselines {
         baselines(&cfg, &model, (&train, &test))?
     } else {
@@ -260,7 +258,8 @@ pub(crate) fn eval_norm(cfg: &Config) -> Normalize {
     }
 }
 
-/// Backbone features of unaugmented, normalised images, in eval mode, on the model's device.
+/// Backbone features of unaugmented, normalised images, computed in eval mode on the
+/// model's device and returned on the CPU.
 ///
 /// # Shapes
 /// Returns `[n, D]`.

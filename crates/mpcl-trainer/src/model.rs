@@ -229,19 +229,24 @@ impl Model {
         }
     }
 
-    /// [`Model::new`] at the root of `vs`, its convolution weights then moved to channels-last
-    /// order when `cfg.channels_last` ([`to_channels_last`]).
-    pub fn in_store(
-        vs: &nn::VarStore,
+    /// A new variable store on `device` holding a new model at its root, with its
+    /// convolution weights in channels-last order when `cfg.channels_last`
+    /// ([`to_channels_last`]). The weights are drawn on the CPU and then moved, so one seed
+    /// gives one initial network on every device (CUDA has generators of its own).
+    pub fn in_new_store(
+        device: tch::Device,
         in_channels: usize,
         cfg: &ModelConfig,
         simsiam: bool,
-    ) -> Self {
-        let model = Self::new(&vs.root(), in_channels, cfg, simsiam);
+    ) -> (nn::VarStore, Self) {
+        let mut vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut model = Self::new(&vs.root(), in_channels, cfg, simsiam);
+        vs.set_device(device);
+        model.device = device;
         if cfg.channels_last {
-            to_channels_last(vs);
+            to_channels_last(&vs);
         }
-        model
+        (vs, model)
     }
 
     /// The device the variables live on.
@@ -298,13 +303,11 @@ mod tests {
             ..Default::default()
         };
         let build = |channels_last: bool| {
-            let vs = nn::VarStore::new(tch::Device::Cpu);
             let cfg = ModelConfig {
                 channels_last,
                 ..cfg.clone()
             };
-            let model = Model::in_store(&vs, 3, &cfg, false);
-            (vs, model)
+            Model::in_new_store(tch::Device::Cpu, 3, &cfg, false)
         };
         let (plain_vs, plain) = build(false);
         let (last_vs, last) = build(true);

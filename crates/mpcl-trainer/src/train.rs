@@ -122,9 +122,8 @@ pub fn run_until(
     cfg.model.check_pool(side).map_err(TrainError::Invalid)?;
 
     tch::manual_seed(t.seed as i64);
-    let vs = nn::VarStore::new(device);
     let simsiam = t.method == Method::Simsiam;
-    let model = Model::in_store(&vs, train_set.channels, &cfg.model, simsiam);
+    let (vs, model) = Model::in_new_store(device, train_set.channels, &cfg.model, simsiam);
     let mut baselines = Vec::new();
     if let Some(ck) = &resume {
         baselines = ck.baselines().to_vec();
