@@ -13,8 +13,8 @@ pub struct Args {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Also: install the CUDA libtorch (as `setup --cuda`; cargo keeps using it), run every
-    /// test against it, then the tests that need an NVIDIA GPU (`cuda_*`, ignored otherwise).
-    /// Fails without a usable GPU.
+    /// test against it, then the tests that need an NVIDIA GPU (each crate's `tests/cuda.rs`,
+    /// built only with the feature `gpu-tests`). Fails without a usable GPU.
     #[arg(long, conflicts_with = "slurm")]
     cuda: bool,
     /// Instead: start a single-node Slurm (Debian's packages, loopback only), run a two-run
@@ -45,7 +45,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     say("linting (cargo clippy, warnings denied)");
     run_cmd(
         cargo()
-            .args(["clippy", "--workspace", "--all-targets", "--quiet", "--"])
+            .args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--quiet",
+            ])
+            .arg("--")
             .args(["-D", "warnings"]),
     )?;
     say("running every test of the workspace (cargo test --workspace)");
@@ -55,10 +62,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .env(mpcl_data::DATA_DIR_ENV, &data_dir),
     )?;
     if args.cuda {
-        say("running the tests that need a GPU (cargo test --workspace -- --ignored cuda_)");
+        say("running the tests that need a GPU (the `cuda` tests, feature `gpu-tests`)");
         run_cmd(
             cargo()
-                .args(["test", "--workspace", "--", "--ignored", "cuda_"])
+                .args([
+                    "test",
+                    "-p",
+                    "mpcl-autocast",
+                    "-p",
+                    "mpcl-trainer",
+                    "--test",
+                    "cuda",
+                ])
+                .args([
+                    "--features",
+                    "mpcl-autocast/gpu-tests,mpcl-trainer/gpu-tests",
+                ])
                 .env(mpcl_data::DATA_DIR_ENV, &data_dir),
         )?;
     }
