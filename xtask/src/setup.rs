@@ -110,6 +110,9 @@ pub fn ensure_libtorch(cuda: bool) -> anyhow::Result<PathBuf> {
             );
         }
         say(format!("using libtorch from LIBTORCH={}", dir.display()));
+        if cuda {
+            say("--cuda installs nothing while LIBTORCH is set: unset it to install the CUDA one");
+        }
         return Ok(dir);
     }
     let cache = cache_dir()?;

@@ -67,13 +67,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             cargo()
                 .args([
                     "test",
+                    "--no-fail-fast",
                     "-p",
                     "mpcl-autocast",
                     "-p",
                     "mpcl-trainer",
-                    "--test",
-                    "cuda",
                 ])
+                .args(["--test", "cuda"])
                 .args([
                     "--features",
                     "mpcl-autocast/gpu-tests,mpcl-trainer/gpu-tests",

@@ -39,6 +39,7 @@ pub mod sample;
 pub mod subspace;
 #[cfg(test)]
 mod testing;
+pub mod toml_error;
 pub mod toy;
 pub mod trajectory;
 

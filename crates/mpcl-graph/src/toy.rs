@@ -235,7 +235,7 @@ impl ToyConfig {
     pub fn parse(text: &str, origin: &str) -> Result<Self, GraphError> {
         let config: Self = toml::from_str(text).map_err(|e| GraphError::Config {
             origin: origin.into(),
-            message: e.to_string().trim_end().to_owned(),
+            message: crate::toml_error::describe(&e, text),
         })?;
         config.validate().map_err(|message| GraphError::Config {
             origin: origin.into(),
@@ -755,7 +755,7 @@ mod tests {
         let e = bad("kind = \"toy\"\n[dynamics]\nsteps = 5\nsnapshots = [9]\n");
         assert!(e.contains("dynamics.snapshots has step 9"), "{e}");
         let e = bad("kind = \"toy\"\n[graph]\nepsilon = 0.4\nepsilno = 1.0\n");
-        assert!(e.contains("epsilno"), "{e}");
+        assert!(e.contains("t.toml: graph.epsilno: unknown field"), "{e}");
         let e = bad("kind = \"train\"\n");
         assert!(e.contains("train"), "{e}");
         let e = bad("name = \"x\"\n");

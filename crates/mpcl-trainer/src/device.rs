@@ -129,9 +129,10 @@ fn check(spec: &str, device: Device, cuda: &CudaSupport) -> Result<(), TrainErro
     if !cuda.loaded {
         return Err(TrainError::Invalid(format!(
             "train.device = {spec:?}, but this binary is linked against libtorch {version} \
-             without CUDA (a CPU-only libtorch, or the CPU install of `cargo xtask setup`): \
-             on a GPU machine run `cargo xtask setup --cuda`, which installs the CUDA \
-             libraries and points cargo at them, and rebuild; or set train.device = \"cpu\""
+             without CUDA (a CPU-only libtorch, the CPU install of `cargo xtask setup`, or a \
+             libtorch_cuda.so whose libraries `ldd` could not find when it was built): on a \
+             GPU machine run `cargo xtask setup --cuda`, which installs the CUDA libraries \
+             and points cargo at them, and rebuild; or set train.device = \"cpu\""
         )));
     }
     if cuda.devices == 0 {

@@ -202,9 +202,14 @@ pub fn saved(
         || path.join(format!("eval-{}", cfg.data.dataset)),
         Path::to_owned,
     );
-    let out = RunDir::open(&out)?;
     tch::set_num_threads(crate::train::threads(&cfg) as i32);
+    info!(
+        "tch {} on {}",
+        crate::train::tch_version(),
+        cfg.train.device
+    );
     let device = crate::device::resolve(&cfg.train.device)?;
+    let out = RunDir::open(&out)?;
     let (data, train, test) = crate::train::load_sets(&cfg, &data_dir)?;
     // The random encoder of the baselines is the model as the run initialised it.
     tch::manual_seed(cfg.train.seed as i64);

@@ -76,14 +76,17 @@ pub fn run_until(
     let t = &cfg.train;
     let threads = threads(cfg);
     tch::set_num_threads(threads as i32);
-    let device = crate::device::resolve(&t.device)?;
+    // Logged before the device is checked, so a run that cannot have its device still
+    // says which libtorch it was linked against.
     info!(
         threads,
         precision = ?t.precision,
         run_dir = %dir.path().display(),
-        "tch {} on {device:?}",
-        tch_version()
+        "tch {} on {}",
+        tch_version(),
+        t.device
     );
+    let device = crate::device::resolve(&t.device)?;
 
     let (data, train_set, test_set) = load_sets(cfg, data_dir)?;
     if train_set.len() < t.batch_size {
@@ -190,7 +193,7 @@ fn finish(dir: &RunDir, outcome: Outcome) -> Result<Option<Outcome>, TrainError>
 
 /// The tch release, as pinned in the workspace manifest, the libtorch found at build time
 /// (build/libtorch_rpath.rs) and what it offers for CUDA.
-fn tch_version() -> String {
+pub(crate) fn tch_version() -> String {
     format!(
         "0.26.0 (libtorch {}, {})",
         env!("MPCL_LIBTORCH_VERSION"),
