@@ -363,7 +363,13 @@ impl Grid {
         for variant in variants {
             let mut table = self.base.clone();
             for path in &variant.unset {
-                remove_path(&mut table, path);
+                if !remove_path(&mut table, path) {
+                    return Err(fail(format!(
+                        "variants ({:?}): unset = {:?}: the base sets no such key (a typo?)",
+                        variant.name,
+                        path.join(".")
+                    )));
+                }
             }
             merge(&mut table, &variant.set);
             let mut prefix = Vec::new();
@@ -474,9 +480,37 @@ fn nest(table: &Table, what: &str) -> Result<Table, String> {
         for p in parents.iter().rev() {
             leaf = Table::from_iter([(p.clone(), Value::Table(leaf))]);
         }
-        merge(&mut out, &leaf);
+        merge_new(&mut out, leaf, &mut Vec::new()).map_err(|key| {
+            format!(
+                "{what}.{key} is set twice (as a dotted key and in a table, say): keep one, \
+                 since which would win is not written anywhere"
+            )
+        })?;
     }
     Ok(out)
+}
+
+/// Merges `over` into `into` where they do not overlap: tables merge key by key, and a key
+/// that holds a value on either side is an error naming its dotted path (`path` holds the
+/// keys above `into`).
+fn merge_new(into: &mut Table, over: Table, path: &mut Vec<String>) -> Result<(), String> {
+    for (key, value) in over {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Table(a)), Value::Table(b)) => {
+                path.push(key);
+                merge_new(a, b, path)?;
+                path.pop();
+            }
+            (Some(_), _) => {
+                path.push(key);
+                return Err(path.join("."));
+            }
+            (None, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Merges `over` into `into`: tables merge key by key, anything else replaces.
@@ -526,17 +560,17 @@ fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), Stri
     Ok(())
 }
 
-/// Removes the value at a key path if it is there.
-fn remove_path(table: &mut Table, path: &[String]) {
+/// Removes the value at a key path if it is there; whether it was.
+fn remove_path(table: &mut Table, path: &[String]) -> bool {
     let (last, parents) = path.split_last().expect("a key path is never empty");
     let mut t = table;
     for p in parents {
         match t.get_mut(p) {
             Some(Value::Table(inner)) => t = inner,
-            _ => return,
+            _ => return false,
         }
     }
-    t.remove(last);
+    t.remove(last).is_some()
 }
 
 /// Sets `[aggregators]` to the named ones: each keeps the base's sub-table (its settings)
@@ -868,6 +902,8 @@ mod tests {
             [experiment]
             [base.aggregators.rewiring]
             top_k = 3
+            [base.train]
+            threads = 2
             [axes]
             aggregator = ["none", "rewiring", "attention+contranorm"]
             [[variants]]
@@ -905,6 +941,12 @@ mod tests {
                 .as_table()
                 .unwrap()
                 .is_empty()
+        );
+        assert_eq!(get(&e.runs[0], "train.threads"), Some(&Value::Integer(2)));
+        assert_eq!(
+            get(&e.runs[5], "train.threads"),
+            None,
+            "unset by the variant"
         );
         assert_eq!(get(&e.runs[0], "model.widths"), None);
         assert_eq!(
@@ -1080,6 +1122,23 @@ mod tests {
             (
                 "[experiment]\n[override]\nbackbone = \"resnet18\"\n",
                 "override.backbone: `backbone` is a shorthand of [axes] only; write model.encoder",
+            ),
+            (
+                "[experiment]\n[[variants]]\nname = \"a\"\nunset = [\"train.lrr\"]\n",
+                "variants (\"a\"): unset = \"train.lrr\": the base sets no such key",
+            ),
+            (
+                "[experiment]\n[base]\n\"train.lr\" = 1.0\n[base.train]\nlr = 2.0\n",
+                "base.train.lr is set twice",
+            ),
+            (
+                "[experiment]\n[override]\n\"train.lr\" = 1.0\ntrain = { lr = 2.0 }\n",
+                "override.train.lr is set twice",
+            ),
+            (
+                "[experiment]\n[[variants]]\nname = \"a\"\n\
+                 set = { \"eval.knn.k\" = 5, eval = { knn = { k = 6 } } }\n",
+                "set.eval.knn.k is set twice",
             ),
             (
                 "[experiment]\nbase = \"missing.toml\"\n",
