@@ -21,7 +21,7 @@ use crate::{
 
 /// `[aggregators]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, expecting = "a table", rename_all = "kebab-case")]
 pub struct AggregatorsConfig {
     /// `[aggregators.attention]`: graph attention.
     pub attention: Option<AttentionConfig>,
@@ -35,7 +35,7 @@ pub struct AggregatorsConfig {
 
 /// `[aggregators.attention]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct AttentionConfig {
     /// `"backbone"` (default, the paper's) or `"projection"`.
     pub features: AttentionFeatures,
@@ -43,7 +43,7 @@ pub struct AttentionConfig {
 
 /// `[aggregators.multi-stage]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct MultiStageConfig {
     /// The first epoch (from 1) whose positives are mixed. Default 2, the first epoch with a
     /// full bank; the reference starts at epoch 50 of its schedule.
@@ -69,7 +69,7 @@ impl Default for MultiStageConfig {
 
 /// `[aggregators.rewiring]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct RewiringConfig {
     /// Rows of the support queue. Default 65536, or the data set's size if smaller.
     pub queue_size: Option<usize>,
@@ -88,7 +88,7 @@ impl Default for RewiringConfig {
 
 /// `[aggregators.contranorm]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ContraNormConfig {
     /// The strength s ≥ 0. Default 0.1.
     pub strength: f64,

@@ -17,7 +17,7 @@ use tch::{Kind, Tensor};
 
 /// The diagnostics' settings (`[eval.diagnostics]`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct DiagnosticsConfig {
     /// Test images used for alignment (pairs of augmented views) and for uniformity, whose
     /// cost grows as samples². Default 2048.

@@ -25,7 +25,7 @@ use crate::TopK;
 
 /// The kNN protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct KnnConfig {
     /// Neighbours that vote (clamped to the training-set size).
     pub k: usize,

@@ -41,7 +41,7 @@ pub enum ProbeProtocol {
 /// The settings of the `simclr-reference` protocol (`[eval.probe.reference]`); the defaults
 /// are the reference values of docs/science.md §5.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ReferenceProbe {
     /// SGD steps. Default 8000.
     pub iterations: usize,
@@ -72,7 +72,7 @@ impl Default for ReferenceProbe {
 
 /// The probe's training settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ProbeConfig {
     /// The protocol. Default `standardised`.
     pub protocol: ProbeProtocol,

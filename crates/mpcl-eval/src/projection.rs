@@ -9,7 +9,7 @@ use crate::neighbours::{Neighbour, exact_neighbours};
 
 /// `[eval.projection]`: the feature maps drawn after evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ProjectionConfig {
     /// Draw them. Default true.
     pub enabled: bool,

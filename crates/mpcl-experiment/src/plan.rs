@@ -177,7 +177,7 @@ impl Experiment {
 
 /// `[experiment]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct Header {
     name: Option<String>,
     base: Option<PathBuf>,

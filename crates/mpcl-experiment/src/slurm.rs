@@ -34,7 +34,7 @@ pub const LOGS: &str = "logs";
 /// Resources of each array task: the `[slurm]` table of an experiment file, or the flags of
 /// `cargo xtask experiment --slurm`. Unset values are left to the cluster's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct SlurmSettings {
     /// `--partition`: one partition or several joined by commas.
     pub partition: Option<String>,

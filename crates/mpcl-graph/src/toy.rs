@@ -38,7 +38,7 @@ pub enum ToyKind {
 
 /// A whole toy experiment: `configs/toy.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct ToyConfig {
     /// Must be `"toy"`: experiment files name the subcommand that runs them.
     pub kind: ToyKind,
@@ -65,7 +65,7 @@ fn default_name() -> String {
 
 /// `[data]`: the two Gaussian classes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ToyData {
     /// Points drawn per class. Default 500.
     pub points_per_class: usize,
@@ -98,7 +98,7 @@ pub enum Component {
 
 /// `[graph]`: the augmentation graph of the points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ToyGraph {
     /// Link points at distance ≤ epsilon, self-loops included. Default 0.4.
     pub epsilon: f64,
@@ -159,7 +159,7 @@ impl From<ToyRenorm> for Renorm {
 
 /// `[dynamics.renorm]`: the rescaling after each step, per mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ModeRenorm {
     /// Default `"global"`: alignment alone grows like (1 + η)ᵗ.
     pub alignment: ToyRenorm,
@@ -191,7 +191,7 @@ pub enum Precision {
 
 /// `[dynamics]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ToyDynamics {
     /// `"spectral"` (default) or `"info-nce"`.
     pub objective: ToyObjective,

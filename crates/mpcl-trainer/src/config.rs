@@ -20,7 +20,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../../configs/default.toml");
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct Config {
     /// The experiment's kind: `"train"` (default) is the only one this type runs; `"toy"`
     /// files belong to `mpcl toy` (see `mpcl_graph::toy::ToyConfig`), `"eigenspace"` ones to
@@ -61,7 +61,7 @@ pub struct Config {
 /// the last one, and every `every_steps` steps within an epoch when that is not 0; the newest
 /// `keep_last` are kept. See [`crate::checkpoint`] for what one holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct CheckpointConfig {
     /// Epochs between checkpoints. Default 1.
     pub every_epochs: usize,
@@ -127,7 +127,7 @@ pub enum ExperimentKind {
 
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct DataConfig {
     /// The data set, any name of the registry ([`DatasetName`]): `"fashion-mnist"`
     /// (default), `"mnist"`, `"cifar10"`, `"cifar100"` (fine labels), `"cifar100-coarse"`,
@@ -201,7 +201,7 @@ pub enum StemKind {
 
 /// `[model]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct ModelConfig {
     /// The backbone: `"small-cnn"` (default), `"resnet18"`, `"resnet34"`, `"resnet50"`.
     pub encoder: EncoderKind,
@@ -313,7 +313,7 @@ pub enum Optimizer {
 
 /// `[train]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct TrainConfig {
     /// The objective: `"simclr"` (default), `"spectral"` or `"simsiam"`.
     pub method: Method,
@@ -420,7 +420,7 @@ impl TrainConfig {
 
 /// `[eval]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct EvalConfig {
     /// Evaluate at all. Default true; false trains and saves the encoder only (throughput
     /// benchmarks, or runs judged later).
@@ -805,6 +805,10 @@ mod tests {
             (
                 "[train]\nseed = 1\n[eval.knn]\nk = \"x\"\n",
                 "x.toml: eval.knn.k: invalid type: string \"x\"",
+            ),
+            (
+                "[eval]\nknn = 3\n",
+                "x.toml: eval.knn: invalid type: integer `3`, expected a table",
             ),
             (
                 "[model]\nwidths = [32, \"64\"]\n",

@@ -58,7 +58,7 @@ pub enum EigenspaceKind {
 
 /// A whole eigenspace experiment: `configs/eigenspace.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 pub struct EigenspaceConfig {
     /// Must be `"eigenspace"`: experiment files name the subcommand that runs them.
     pub kind: EigenspaceKind,
@@ -92,7 +92,7 @@ fn default_name() -> String {
 
 /// `[data]`: which images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct EigenData {
     /// A data set of the registry with images of one size. Default `"fashion-mnist"`.
     pub dataset: DatasetName,
@@ -118,7 +118,7 @@ impl Default for EigenData {
 
 /// `[graph]`: the augmentation graph over the N views and its eigenvectors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct EigenGraph {
     /// Weight w of each pair of views of one image, self-pairs included. Default 3.
     pub within: f64,
@@ -146,7 +146,7 @@ impl Default for EigenGraph {
 
 /// `[model]`: the trainer's small CNN with a projector to `graph.k` dimensions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct EigenModel {
     /// Channels of the conv blocks. Default `[32, 64, 128]`.
     pub widths: Vec<usize>,
@@ -168,7 +168,7 @@ impl Default for EigenModel {
 
 /// `[train]`: both methods train with these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct EigenTrain {
     /// Optimiser steps per method. Default 500.
     pub steps: usize,

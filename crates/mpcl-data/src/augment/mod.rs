@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 /// The settings of one view's pipeline (`[augment]` in a config; defaults are torchvision's
 /// where it has one, and keep the gray Fashion-MNIST recipe otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields, expecting = "a table", default)]
 pub struct Pipeline {
     /// Side of the square output in pixels; 0 (default) keeps the input's height and width.
     pub size: usize,
