@@ -178,8 +178,8 @@ fn saved_model(path: &Path) -> Result<(Config, PathBuf), TrainError> {
 }
 
 /// `mpcl eval`: the table of a saved model on `dataset` (default: the one it trained on),
-/// written with `projection.png` into `out` (default `<path>/eval-<dataset>`); returns the
-/// rows and the directory.
+/// computed on `device` (default: the one it trained on), written with `projection.png` into
+/// `out` (default `<path>/eval-<dataset>`); returns the rows and the directory.
 ///
 /// # Errors
 /// A path that holds no model, data that cannot be loaded, weights that do not fit the
@@ -189,10 +189,14 @@ pub fn saved(
     dataset: Option<DatasetName>,
     data_dir: Option<&Path>,
     out: Option<&Path>,
+    device: Option<&str>,
 ) -> Result<(Vec<Row>, PathBuf), TrainError> {
     let (mut cfg, weights) = saved_model(path)?;
     if let Some(name) = dataset {
         cfg.data.dataset = name;
+    }
+    if let Some(device) = device {
+        cfg.train.device = device.to_owned();
     }
     let data_dir = data_dir
         .map(Path::to_owned)

@@ -71,6 +71,10 @@ enum Cmd {
         /// Where the results go.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The device to evaluate on (default: the run's `train.device`): `cpu`, `cuda` or
+        /// `cuda:N`, e.g. `cpu` for a run trained on a GPU.
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Validate an experiment's config (a train, toy or eigenspace file, by its `kind`) and
     /// print it resolved, every default filled in; `cargo xtask experiment --dry-run` checks
@@ -143,6 +147,7 @@ fn main() -> anyhow::Result<()> {
             dataset,
             data_dir,
             out,
+            device,
         } => {
             init_stderr_logging();
             let (rows, out) = mpcl_trainer::evaluate::saved(
@@ -150,6 +155,7 @@ fn main() -> anyhow::Result<()> {
                 dataset,
                 data_dir.as_deref(),
                 out.as_deref(),
+                device.as_deref(),
             )?;
             println!("\n{}", mpcl_eval::markdown_table(&rows));
             println!("results and feature maps: {}", out.display());

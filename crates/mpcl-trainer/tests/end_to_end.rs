@@ -491,6 +491,37 @@ fn mpcl_eval_reproduces_the_table_of_the_run() {
         let stdout = String::from_utf8_lossy(&result.stdout);
         assert!(stdout.contains("| random encoder |"), "{stdout}");
     }
+    // A run whose config names a GPU evaluates on the CPU with --device cpu, to the same
+    // rows; without it, it needs the GPU (here: an error, on a GPU machine: success).
+    let config = run.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("device = \"cpu\""), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("device = \"cpu\"", "device = \"cuda\""),
+    )
+    .unwrap();
+    let on_cpu = tmp.path().join("d");
+    let result = Command::new(env!("CARGO_BIN_EXE_mpcl"))
+        .args(["eval", "--device", "cpu", "--checkpoint"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&on_cpu)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        rows(&on_cpu.join("results.json"))[0]["knn"],
+        trained[0]["knn"]
+    );
+    if mpcl_trainer::device::CudaSupport::probe().devices == 0 {
+        let stderr = failure(&eval(&run, &tmp.path().join("e")));
+        assert!(stderr.contains("train.device = \"cuda\""), "{stderr}");
+    }
     let bad = eval(tmp.path(), &tmp.path().join("c"));
     let stderr = failure(&bad);
     assert!(
