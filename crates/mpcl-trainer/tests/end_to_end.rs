@@ -28,6 +28,19 @@ k = 20
 epochs = 3
 "#;
 
+/// libtorch has one random generator per process. In-process runs seed it and draw from it,
+/// and the tests here run on parallel threads, so two runs at once would take each other's
+/// numbers: they take turns.
+static TORCH_GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `mpcl_trainer::run` in this process, alone among the in-process runs.
+fn run_alone(cfg: &Config, data_dir: &Path, dir: &RunDir) -> mpcl_trainer::Outcome {
+    let _turn = TORCH_GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    mpcl_trainer::run(cfg, data_dir, dir).unwrap()
+}
+
 /// Runs `mpcl train` with an optional config and data directory, runs going to `runs`.
 fn train(config: Option<&Path>, data: Option<&Path>, runs: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpcl"));
@@ -160,7 +173,7 @@ fn a_fixed_seed_gives_the_same_numbers() {
     let tmp = tempfile::tempdir().unwrap();
     let run = || {
         let dir = RunDir::create(tmp.path(), "seeded").unwrap();
-        mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap()
+        run_alone(&cfg, &data_dir, &dir)
     };
     let (a, b) = (run(), run());
     let losses = |o: &mpcl_trainer::Outcome| o.metrics.iter().map(|m| m.loss).collect::<Vec<_>>();
@@ -183,7 +196,7 @@ fn the_reference_probe_runs_reproducibly_and_is_described() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |name| {
         let dir = RunDir::create(tmp.path(), name).unwrap();
-        let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+        let outcome = run_alone(&cfg, &data_dir, &dir);
         (
             outcome,
             std::fs::read_to_string(dir.path().join("results.md")).unwrap(),
@@ -265,7 +278,7 @@ fn spectral_and_attention_variants_train() {
         let text = TINY.replace("[train]\n", change);
         let cfg = Config::parse(&text, "variant").unwrap();
         let dir = RunDir::create(tmp.path(), "variant").unwrap();
-        let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+        let outcome = run_alone(&cfg, &data_dir, &dir);
         assert_eq!(outcome.rows[0].name, row);
         // The split is measured every 10th step (steps 0 and 10: one in each epoch of 8)
         // where it exists. Aggregators that replace the positives' keys leave those steps
@@ -308,7 +321,7 @@ fn simsiam_trains_with_its_predictor() {
     );
     let cfg = Config::parse(&text, "simsiam").unwrap();
     let dir = RunDir::create(tmp.path(), "simsiam").unwrap();
-    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    let outcome = run_alone(&cfg, &data_dir, &dir);
     assert_eq!(outcome.rows[0].name, "SimSiam encoder (2 epochs)");
     for m in &outcome.metrics {
         // The negative cosine lies in [−1, 1]; SimSiam has no gradient split (NaN norms).
@@ -352,7 +365,7 @@ epochs = 1
 "#;
     let cfg = Config::parse(text, "r18").unwrap();
     let dir = RunDir::create(tmp.path(), "r18").unwrap();
-    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    let outcome = run_alone(&cfg, &data_dir, &dir);
     assert_eq!(outcome.metrics.len(), 1);
     // 64 images in batches of 32: 2 steps; the last at the floor 0 of the cosine.
     assert_eq!(outcome.metrics[0].step, 2);
@@ -410,7 +423,7 @@ fn the_online_classifier_does_not_change_training() {
         let mut cfg = Config::parse(&text, "online").unwrap();
         cfg.eval.baselines = false;
         let dir = RunDir::create(tmp.path(), "online").unwrap();
-        mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap()
+        run_alone(&cfg, &data_dir, &dir)
     };
     let (with, without) = (run(true), run(false));
     assert_eq!(with.metrics[0].loss, without.metrics[0].loss);
@@ -425,7 +438,7 @@ fn a_run_without_evaluation_trains_and_saves_only() {
     let text = format!("{TINY}[eval]\nenabled = false\n");
     let cfg = Config::parse(&text, "no-eval").unwrap();
     let dir = RunDir::create(tmp.path(), "no-eval").unwrap();
-    let outcome = mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap();
+    let outcome = run_alone(&cfg, &data_dir, &dir);
     assert!(outcome.rows.is_empty(), "{:?}", outcome.rows);
     assert_eq!(outcome.metrics.len(), 2, "both epochs trained");
     assert!(dir.weights_path().exists());
@@ -607,7 +620,7 @@ fn multi_crop_views_train_at_their_own_resolution() {
         .unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let dir = RunDir::create(tmp.path(), "multicrop").unwrap();
-        let outcome = mpcl_trainer::run(&cfg, &mpcl_data::default_data_dir(), &dir).unwrap();
+        let outcome = run_alone(&cfg, &mpcl_data::default_data_dir(), &dir);
         let m = &outcome.metrics[0];
         assert!(m.loss.is_finite(), "{method}: {m:?}");
         // 8 steps of 64 images × 4 views.
@@ -637,7 +650,7 @@ fn bf16_autocast_trains_close_to_f32() {
         );
         let cfg = Config::parse(&text, "precision").unwrap();
         let dir = RunDir::create(tmp.path(), "precision").unwrap();
-        mpcl_trainer::run(&cfg, &data_dir, &dir).unwrap().metrics[0].loss
+        run_alone(&cfg, &data_dir, &dir).metrics[0].loss
     };
     for method in ["simclr", "simsiam"] {
         let (f32, bf16) = (run(method, "f32"), run(method, "bf16"));
