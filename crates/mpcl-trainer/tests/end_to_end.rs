@@ -472,9 +472,10 @@ fn mpcl_eval_reproduces_the_table_of_the_run() {
     };
     let trained = rows(&run.join("results.json"))["rows"].clone();
 
-    let eval = |target: &Path, out: &Path| {
+    let eval_on = |target: &Path, out: &Path, device: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_mpcl"))
             .arg("eval")
+            .args(device)
             .arg("--checkpoint")
             .arg(target)
             .arg("--out")
@@ -482,6 +483,7 @@ fn mpcl_eval_reproduces_the_table_of_the_run() {
             .output()
             .unwrap()
     };
+    let eval = |target: &Path, out: &Path| eval_on(target, out, &[]);
     // From the run directory (encoder.safetensors) and from its last checkpoint.
     let checkpoint = run.join("checkpoints/step-00000016");
     for (target, out) in [
@@ -515,13 +517,7 @@ fn mpcl_eval_reproduces_the_table_of_the_run() {
     )
     .unwrap();
     let on_cpu = tmp.path().join("d");
-    let result = Command::new(env!("CARGO_BIN_EXE_mpcl"))
-        .args(["eval", "--device", "cpu", "--checkpoint"])
-        .arg(&run)
-        .arg("--out")
-        .arg(&on_cpu)
-        .output()
-        .unwrap();
+    let result = eval_on(&run, &on_cpu, &["--device", "cpu"]);
     assert!(
         result.status.success(),
         "{}",
