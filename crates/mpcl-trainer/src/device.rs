@@ -136,10 +136,7 @@ fn check(spec: &str, device: Device, cuda: &CudaSupport) -> Result<(), TrainErro
         )));
     }
     if cuda.devices == 0 {
-        let why = cuda
-            .why_none
-            .as_deref()
-            .unwrap_or("libtorch reports no device");
+        let why = cuda.why_none.as_deref().unwrap_or_default();
         return Err(TrainError::Invalid(format!(
             "train.device = {spec:?}, but libtorch {version} (linked with CUDA) sees no GPU: \
              {why}; check `nvidia-smi` and CUDA_VISIBLE_DEVICES, or set \

@@ -8,28 +8,11 @@ use std::path::Path;
 
 use mpcl_trainer::{Config, RunDir};
 
-/// A small network on 64 training images in one batch, so each epoch is one step and epoch
-/// 1's loss is the initial network's.
-const BASE: &str = r#"
-name = "device"
-[data]
-train_subset = 64
-test_subset = 256
-[model]
-widths = [8, 16]
-projector_hidden = 32
-projector_dim = 16
-[train]
-epochs = 2
-batch_size = 64
-log_every = 1
-[eval.knn]
-k = 20
-[eval.probe]
-epochs = 3
-"#;
+#[path = "common/tiny.rs"]
+mod tiny;
 
-/// The configurations over `BASE`: with the online classifier and the kNN monitor each
+/// The configurations over `TINY` cut to 64 training images in one batch, so each epoch is
+/// one step and epoch 1's loss is the initial network's: with the online classifier and the kNN monitor each
 /// epoch (the defaults), and every aggregator in one of them, so each tensor that moves
 /// between the devices is on the path. `[eval]` is on for the first only (linear and
 /// reference probes, kNN, diagnostics).
@@ -52,7 +35,8 @@ const DEVICE_RUNS: [(&str, &str); 3] = [
 /// the evaluated rows' kNN accuracies.
 fn device_run(i: usize, device: &str, precision: &str, runs: &Path) -> (Vec<f64>, Vec<f64>) {
     let (method, tables) = DEVICE_RUNS[i];
-    let text = BASE.replace(
+    let text = tiny::TINY.replace("train_subset = 512", "train_subset = 64");
+    let text = text.replace(
         "[train]\n",
         &format!(
             "[train]\nmethod = \"{method}\"\ndevice = \"{device}\"\n\

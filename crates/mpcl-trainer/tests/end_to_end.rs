@@ -8,25 +8,9 @@ use std::process::{Command, Output};
 use mpcl_data::cifar::CIFAR10;
 use mpcl_trainer::{Config, RunDir};
 
-/// A run that takes seconds: 512 training images, a narrow network, one epoch.
-const TINY: &str = r#"
-name = "tiny"
-[data]
-train_subset = 512
-test_subset = 256
-[model]
-widths = [8, 16]
-projector_hidden = 32
-projector_dim = 16
-[train]
-epochs = 2
-batch_size = 64
-log_every = 4
-[eval.knn]
-k = 20
-[eval.probe]
-epochs = 3
-"#;
+#[path = "common/tiny.rs"]
+mod tiny;
+use tiny::TINY;
 
 /// libtorch has one random generator per process. In-process runs seed it and draw from it,
 /// and the tests here run on parallel threads, so two runs at once would take each other's
