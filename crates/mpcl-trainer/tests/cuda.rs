@@ -12,10 +12,10 @@ use mpcl_trainer::{Config, RunDir};
 mod tiny;
 
 /// The configurations over `TINY` cut to 64 training images in one batch, so each epoch is
-/// one step and epoch 1's loss is the initial network's: with the online classifier and the kNN monitor each
-/// epoch (the defaults), and every aggregator in one of them, so each tensor that moves
-/// between the devices is on the path. `[eval]` is on for the first only (linear and
-/// reference probes, kNN, diagnostics).
+/// one step and epoch 1's loss is the initial network's. The online classifier and the kNN
+/// monitor run each epoch (the defaults) and every aggregator is in one of them, so each
+/// tensor that moves between the devices is on the path. `[eval]` is on for the first only
+/// (linear and reference probes, kNN, diagnostics).
 const DEVICE_RUNS: [(&str, &str); 3] = [
     (
         "simclr",
