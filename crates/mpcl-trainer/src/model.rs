@@ -295,7 +295,10 @@ mod tests {
     fn channels_last_moves_the_conv_weights_and_keeps_what_the_model_computes() {
         // Oracle: the same model in the default order. Strides checked against the formula
         // of `to_channels_last`; values bit for bit; one training-mode forward and backward
-        // pass to rounding (f32 sums of a few hundred terms in another order).
+        // pass to rounding (f32 sums of a few hundred terms in another order). Gradients are
+        // compared relative to their largest entry, which ranges over 1…60 with the random
+        // input: over 300 draws the largest relative gap was 5.3e-5 and features differed
+        // by at most 3.9e-7 (largest feature ≈ 0.5), so the bounds leave a 10-25× margin.
         let cfg = ModelConfig {
             widths: vec![4, 8],
             projector_hidden: 12,
@@ -342,8 +345,13 @@ mod tests {
         assert!(gap < 1e-5, "features differ by {gap}");
         let pairs = last_vs.trainable_variables().into_iter();
         for (last, plain) in pairs.zip(plain_vs.trainable_variables()) {
-            let gap = (last.grad() - plain.grad()).abs().max().double_value(&[]);
-            assert!(gap < 1e-4, "a gradient differs by {gap}");
+            let (last, plain) = (last.grad(), plain.grad());
+            let gap = (&last - &plain).abs().max().double_value(&[]);
+            let scale = plain.abs().max().double_value(&[]);
+            assert!(
+                gap <= 1e-3 * scale,
+                "a gradient differs by {gap} (largest entry {scale})"
+            );
         }
     }
 
