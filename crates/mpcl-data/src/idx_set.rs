@@ -64,6 +64,8 @@ pub struct IdxSet {
     pub files: [IdxFile; 4],
     /// The number of classes; labels must lie in `0..classes`.
     pub classes: usize,
+    /// The images' side in pixels; an image file of another size is refused.
+    pub side: usize,
 }
 
 /// Fashion-MNIST; `.gz` checksums from the authors' repository, decompressed ones computed
@@ -96,6 +98,7 @@ pub const FASHION_MNIST: IdxSet = IdxSet {
         },
     ],
     classes: 10,
+    side: 28,
 };
 
 /// MNIST from the PyTorch mirror; the `.gz` checksums are the ones torchvision checks (no
@@ -128,6 +131,7 @@ pub const MNIST: IdxSet = IdxSet {
         },
     ],
     classes: 10,
+    side: 28,
 };
 
 impl IdxSet {
@@ -323,6 +327,16 @@ impl IdxSet {
         let images_arr = read(images, 3)?;
         let labels_arr = read(labels, 1)?;
         let (n, height, width) = (images_arr.dims[0], images_arr.dims[1], images_arr.dims[2]);
+        if (height, width) != (self.side, self.side) {
+            return Err(DataError::Format {
+                path: dir.join(images.stored_name()),
+                offset: 8,
+                what: format!(
+                    "{height} × {width} images, {} has {} × {}",
+                    self.title, self.side, self.side
+                ),
+            });
+        }
         let labels_path = dir.join(labels.stored_name());
         if labels_arr.dims[0] != n {
             return Err(DataError::Format {
@@ -379,6 +393,7 @@ mod tests {
             idx::encode(&[2], &[1, 2]),
         ];
         let mut set = base.clone();
+        set.side = 4;
         for (spec, bytes) in set.files.iter_mut().zip(&contents) {
             let compressed = gzip(bytes);
             spec.gz_md5 = leak(fsutil::md5_hex(&compressed));
@@ -495,6 +510,16 @@ mod tests {
         let msg = set.load(data.path(), Split::Test).unwrap_err().to_string();
         assert!(
             msg.contains("t10k-images-idx3-ubyte") && msg.contains("offset 2"),
+            "{msg}"
+        );
+        // Images of another size than the set's: the height is the second dimension, at
+        // 4 magic bytes + 4 bytes of count.
+        let wide = idx::encode(&[2, 4, 5], &[0; 40]);
+        std::fs::write(dir.join(set.files[2].name), &wide).unwrap();
+        set.files[2].raw_md5 = Some(leak(fsutil::md5_hex(&wide)));
+        let msg = set.load(data.path(), Split::Test).unwrap_err().to_string();
+        assert!(
+            msg.contains("offset 8") && msg.contains("4 × 5 images, Fashion-MNIST has 4 × 4"),
             "{msg}"
         );
     }

@@ -200,6 +200,18 @@ impl Dataset {
         }
     }
 
+    /// The `(channels, height, width)` of every image, where the data set fixes it: all
+    /// but image folders, whose size is that of their first image.
+    pub fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        match self {
+            Self::FashionMnist => Some((1, FASHION_MNIST.side, FASHION_MNIST.side)),
+            Self::Mnist => Some((1, MNIST.side, MNIST.side)),
+            Self::Cifar10 | Self::Cifar100(_) => Some((3, cifar::SIDE, cifar::SIDE)),
+            Self::Stl10 => Some((3, stl10::SIDE, stl10::SIDE)),
+            Self::ImageFolder(_) => None,
+        }
+    }
+
     fn source(&self) -> Source<'_> {
         match self {
             Self::FashionMnist => Source::Idx(&FASHION_MNIST),

@@ -125,6 +125,9 @@ mod tests {
         std::fs::write(&y, [10, 1]).unwrap();
         let set = read(&x, Some(&y)).unwrap();
         assert_eq!((set.len(), set.labels.clone()), (2, vec![9, 0]));
+        // The shape configs are checked against before any data is loaded.
+        let shape = (set.channels, set.height, set.width);
+        assert_eq!(crate::Dataset::Stl10.image_shape(), Some(shape));
         // Row-major after the transpose: (c, y, x) at c·9216 + 96y + x holds c + 2y + 3x.
         let img = set.image(0);
         for (c, y, x) in [(0, 0, 1), (0, 1, 0), (1, 5, 7), (2, 95, 3)] {

@@ -70,9 +70,11 @@ fn no_progress() -> impl FnMut(&str, u64, Option<u64>) {
 fn assert_loads(data: &Path) {
     let train = Dataset::Cifar10.load(data, Split::Train).unwrap();
     assert_eq!(
-        (train.len(), train.channels, train.height),
-        (5 * PER_FILE, 3, 32)
+        (train.len(), train.channels, train.height, train.width),
+        (5 * PER_FILE, 3, 32, 32)
     );
+    // What configs are checked against before any data is loaded.
+    assert_eq!(Dataset::Cifar10.image_shape(), Some((3, 32, 32)));
     assert_eq!(train.labels[..4], [0, 1, 2, 1]);
     assert_eq!(train.image(4)[0], 11, "batch 2, record 1");
     let test = Dataset::Cifar10.load(data, Split::Test).unwrap();

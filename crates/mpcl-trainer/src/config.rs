@@ -501,7 +501,9 @@ impl Config {
             }
         }
         check::run_name(&self.name)?;
-        self.data.registry_entry()?;
+        if let Some(shape) = self.data.registry_entry()?.image_shape() {
+            self.check_images(shape)?;
+        }
         at_least("train.epochs", t.epochs, 1)?;
         at_least("checkpoint.every_epochs", self.checkpoint.every_epochs, 1)?;
         at_least("checkpoint.keep_last", self.checkpoint.keep_last, 1)?;
@@ -600,6 +602,34 @@ impl Config {
             e.diagnostics.collapse_fraction,
         )?;
         Ok(())
+    }
+
+    /// Checks the keys that must fit the images, `(channels, height, width)`: the views'
+    /// normalisation and blur, the small CNN's pooling grid, the probe's crop padding.
+    /// [`validate`](Self::validate) runs it for data sets of a fixed shape; training runs it
+    /// once the data set is loaded.
+    ///
+    /// # Errors
+    /// A message naming the first key that does not fit.
+    pub fn check_images(&self, (c, h, w): (usize, usize, usize)) -> Result<(), String> {
+        let padding = self.eval.probe.reference.padding;
+        if padding >= h.min(w) {
+            return Err(format!(
+                "eval.probe.reference.padding = {padding}: must be below the {h} × {w} images"
+            ));
+        }
+        let augment = |e| format!("augment.{e}");
+        self.augment.check_images((c, h, w)).map_err(augment)?;
+        // The smallest input the encoder sees: a view, or an unaugmented image in evaluation.
+        let views = self.augment.pipelines(self.train.views).map_err(augment)?;
+        let side = views
+            .iter()
+            .map(|p| p.out_size((h, w)))
+            .chain([(h, w)])
+            .map(|(h, w)| h.min(w))
+            .min()
+            .unwrap_or(0);
+        self.model.check_pool(side)
     }
 }
 
@@ -829,6 +859,49 @@ mod tests {
         // A syntax error belongs to no key and keeps toml's line.
         let err = Config::parse("[train\n", "x.toml").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn keys_that_must_fit_the_images_are_checked_against_the_data_sets_shape() {
+        // Shapes from the formats: Fashion-MNIST 1 × 28 × 28, CIFAR-10 3 × 32 × 32, STL-10
+        // 3 × 96 × 96; the small CNN's default widths pool twice, 28 → 7 and 96 → 24.
+        let cases = [
+            (
+                "[augment]\nmean = [0.5, 0.5]\n",
+                "augment.mean = [0.5, 0.5]: need 1 value for 1-channel images",
+            ),
+            (
+                "[data]\ndataset = \"cifar10\"\n[augment.view1]\nstd = [0.2, 0.2]\n",
+                "augment.view1.std = [0.2, 0.2]: need 1 or 3 values for 3-channel images",
+            ),
+            (
+                "[data]\ndataset = \"stl10\"\n[augment.multicrop]\ncount = 2\nsize = 8\n\
+                 blur_p = 0.5\nblur_kernel = 17\n",
+                "augment.multicrop.blur_kernel = 17: too large for 8×8 views",
+            ),
+            (
+                "[eval.probe.reference]\npadding = 28\n",
+                "eval.probe.reference.padding = 28: must be below the 28 × 28 images",
+            ),
+            (
+                "[model]\npool = 8\n",
+                "model.pool = 8: the small CNN's last feature map is 7 × 7 for 28-pixel inputs",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = Config::parse(toml, "x.toml").unwrap_err().to_string();
+            assert!(err.contains(expected), "{toml:?} gave {err}");
+        }
+        // The same keys fit a larger data set, and an image folder's shape is known only
+        // once it is read, so training checks it then.
+        let fits = [
+            "[data]\ndataset = \"stl10\"\n[model]\npool = 8\n",
+            "[data]\ndataset = \"cifar10\"\n[augment]\nmean = [0.5, 0.5, 0.5]\n",
+            "[data]\ndataset = \"image-folder\"\nroot = \"/x\"\n[augment]\nmean = [0.1, 0.2]\n",
+        ];
+        for toml in fits {
+            Config::parse(toml, "x.toml").unwrap_or_else(|e| panic!("{toml:?}: {e}"));
+        }
     }
 
     #[test]

@@ -234,6 +234,12 @@ impl EigenspaceConfig {
         self.augment
             .validate()
             .map_err(|e| format!("augment.{e}"))?;
+        let shape = Dataset::new(d.dataset, None, None).map(|set| set.image_shape());
+        if let Ok(Some(shape)) = shape {
+            self.augment
+                .check_images(shape)
+                .map_err(|e| format!("augment.{e}"))?;
+        }
         positive("graph.within", g.within)?;
         non_negative("graph.knn_weight", g.knn_weight)?;
         let views = d.images * d.views;
@@ -567,7 +573,7 @@ pub fn run(
     }
     cfg.augment
         .check_images((set.channels, set.height, set.width))
-        .map_err(|e| TrainError::Invalid(format!("augment: {e}")))?;
+        .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?;
     let views = draw_views(&set, &cfg.augment, d.views, cfg.seed);
     let n = views.size()[0] as usize;
     info!(
@@ -1108,6 +1114,8 @@ mod tests {
         assert!(bad("[train]\nevery = 0\n").contains("train.every = 0"));
         assert!(bad("[train]\nsteps = 10\nstpes = 3\n").contains("stpes"));
         assert!(bad("[augment]\nflip_p = 2.0\n").contains("augment.flip_p = 2"));
+        // Fashion-MNIST (the default) has one channel.
+        assert!(bad("[augment]\nstd = [0.3, 0.3, 0.3]\n").contains("augment.std = [0.3"));
         let e = EigenspaceConfig::parse("kind = \"toy\"\n", "e.toml")
             .unwrap_err()
             .to_string();

@@ -97,32 +97,13 @@ pub fn run_until(
         )));
     }
 
-    let padding = cfg.eval.probe.reference.padding;
-    if padding >= train_set.height.min(train_set.width) {
-        return Err(TrainError::Invalid(format!(
-            "eval.probe.reference.padding = {padding}: must be below the {} × {} images",
-            train_set.height, train_set.width
-        )));
-    }
+    cfg.check_images((train_set.channels, train_set.height, train_set.width))
+        .map_err(TrainError::Invalid)?;
     let pipelines: Arc<[Pipeline]> = cfg
         .augment
         .pipelines(t.views)
         .map_err(|e| TrainError::Invalid(format!("augment.{e}")))?
         .into();
-    for (v, p) in pipelines.iter().enumerate() {
-        p.check_images((train_set.channels, train_set.height, train_set.width))
-            .map_err(|e| TrainError::Invalid(format!("augment (view {v}): {e}")))?;
-    }
-    // The smallest input the encoder sees: a view, or an unaugmented image in evaluation.
-    let image = (train_set.height, train_set.width);
-    let side = pipelines
-        .iter()
-        .map(|p| p.out_size(image))
-        .chain([image])
-        .map(|(h, w)| h.min(w))
-        .min()
-        .unwrap_or(0);
-    cfg.model.check_pool(side).map_err(TrainError::Invalid)?;
 
     tch::manual_seed(t.seed as i64);
     let simsiam = t.method == Method::Simsiam;

@@ -67,18 +67,32 @@ impl AugmentConfig {
     /// # Errors
     /// A message such as `view1.blur_p = 2: …`.
     pub fn validate(&self) -> Result<(), String> {
-        self.base.validate()?;
+        self.check_each(Pipeline::validate)?;
+        if self.multicrop.count > 0 && self.multicrop.pipeline.size == 0 {
+            return Err(format!(
+                "{MULTICROP}.size = 0: multi-crop views need a size"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that every pipeline can take `[c, h, w]` images; the error names the table
+    /// and the field as [`validate`](Self::validate) does.
+    ///
+    /// # Errors
+    /// A message such as `multicrop.mean = [0.5, 0.5]: …`.
+    pub fn check_images(&self, shape: (usize, usize, usize)) -> Result<(), String> {
+        self.check_each(|p| p.check_images(shape))
+    }
+
+    /// Runs `check` on every pipeline in use; an error gets its table's prefix.
+    fn check_each(&self, check: impl Fn(&Pipeline) -> Result<(), String>) -> Result<(), String> {
+        check(&self.base)?;
         for (v, p) in &self.views {
-            p.validate().map_err(|e| format!("view{v}.{e}"))?;
+            check(p).map_err(|e| format!("view{v}.{e}"))?;
         }
         if self.multicrop.count > 0 {
-            let p = &self.multicrop.pipeline;
-            p.validate().map_err(|e| format!("{MULTICROP}.{e}"))?;
-            if p.size == 0 {
-                return Err(format!(
-                    "{MULTICROP}.size = 0: multi-crop views need a size"
-                ));
-            }
+            check(&self.multicrop.pipeline).map_err(|e| format!("{MULTICROP}.{e}"))?;
         }
         Ok(())
     }

@@ -333,8 +333,9 @@ impl Pipeline {
         }
         for (name, v) in [("mean", &self.mean), ("std", &self.std)] {
             if !(v.len() == 1 || v.len() == c) {
+                let need = if c == 1 { "1 value" } else { "1 or 3 values" };
                 return Err(format!(
-                    "{name} = {v:?}: need 1 or {c} values for {c}-channel images"
+                    "{name} = {v:?}: need {need} for {c}-channel images"
                 ));
             }
         }
