@@ -844,11 +844,22 @@ mod tests {
                 "[model]\nwidths = [32, \"64\"]\n",
                 "x.toml: model.widths[1]: invalid type: string \"64\"",
             ),
-            // [augment] is read through a table of its own, so toml places its errors at
-            // the section.
+            // [augment] is read through a table of its own, which names the key inside.
             (
                 "[augment]\ncrop_scale = [0.4, \"one\"]\n",
-                "x.toml: augment: invalid type",
+                "x.toml: augment.crop_scale[1]: invalid type: string \"one\"",
+            ),
+            (
+                "[augment]\nflip_q = 0.5\n",
+                "x.toml: augment.flip_q: unknown field `flip_q`",
+            ),
+            (
+                "[augment.view1]\nflip_p = \"x\"\n",
+                "x.toml: augment.view1.flip_p: invalid type: string \"x\"",
+            ),
+            (
+                "[augment.multicrop]\ncount = -1\n",
+                "x.toml: augment.multicrop.count: invalid value: integer `-1`",
             ),
         ];
         for (toml, expected) in cases {

@@ -54,11 +54,32 @@ fn view_index(key: &str) -> Option<usize> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Reads `table` laid over `base` as a pipeline.
-fn overlay(base: &toml::Table, table: toml::Table) -> Result<Pipeline, toml::de::Error> {
+/// Reads `value`; an error names the key that holds it as `table.key.path: message`, the
+/// path relative to `[augment]`. Its tables are read here on their own, apart from the
+/// config's text, so toml can place their errors only at the section: the path says where.
+fn read<T: serde::de::DeserializeOwned>(value: toml::Value, table: &str) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = (e.path().iter().next().is_some()).then(|| e.path().to_string());
+        let key: Vec<String> = Some(table)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .into_iter()
+            .chain(inner)
+            .collect();
+        let message = e.inner().message().trim_end();
+        if key.is_empty() {
+            message.to_owned()
+        } else {
+            format!("{}: {message}", key.join("."))
+        }
+    })
+}
+
+/// Reads `table` laid over `base` as the pipeline of table `key`.
+fn overlay(base: &toml::Table, table: toml::Table, key: &str) -> Result<Pipeline, String> {
     let mut merged = base.clone();
     merged.extend(table);
-    toml::Value::Table(merged).try_into()
+    read(toml::Value::Table(merged), key)
 }
 
 impl AugmentConfig {
@@ -130,22 +151,20 @@ impl<'de> Deserialize<'de> for AugmentConfig {
             }
         }
         let mut config = Self {
-            base: toml::Value::Table(base.clone())
-                .try_into()
-                .map_err(D::Error::custom)?,
+            base: read(toml::Value::Table(base.clone()), "").map_err(D::Error::custom)?,
             ..Self::default()
         };
         for (key, mut table) in tables {
-            let at = |e: toml::de::Error| D::Error::custom(format!("{key}: {}", e.message()));
             if key == MULTICROP {
                 let count = match table.remove("count") {
                     None => 0,
-                    Some(v) => usize::deserialize(v).map_err(&at)?,
+                    Some(v) => read(v, "multicrop.count").map_err(D::Error::custom)?,
                 };
-                let pipeline = overlay(&base, table).map_err(at)?;
+                let pipeline = overlay(&base, table, &key).map_err(D::Error::custom)?;
                 config.multicrop = MultiCrop { count, pipeline };
             } else if let Some(v) = view_index(&key) {
-                config.views.insert(v, overlay(&base, table).map_err(at)?);
+                let pipeline = overlay(&base, table, &key).map_err(D::Error::custom)?;
+                config.views.insert(v, pipeline);
             }
         }
         Ok(config)

@@ -214,7 +214,18 @@ fn bad_tables_are_named() {
     let err = toml::from_str::<AugmentConfig>("[view1]\nblur_q = 1.0\n")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("view1: unknown field `blur_q`"), "{err}");
+    assert!(
+        err.contains("view1.blur_q: unknown field `blur_q`"),
+        "{err}"
+    );
+    // Keys of the base table and indices into arrays are named too.
+    let err = toml::from_str::<AugmentConfig>("[multicrop]\ncrop_scale = [0.1, true]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("multicrop.crop_scale[1]: invalid type: boolean `true`"),
+        "{err}"
+    );
     let err = toml::from_str::<AugmentConfig>("view1 = 3\n")
         .unwrap_err()
         .to_string();
