@@ -24,7 +24,7 @@ pub fn describe(e: &toml::de::Error, text: &str) -> String {
         let key = parse_path(key)?;
         (0..=section.len()).rev().find_map(|outer| {
             let path = [&section[..outer], &key[..]].concat();
-            lookup(&root, &path).then(|| (path, rest))
+            lookup(&root, &path).then_some((path, rest))
         })
     });
     match inner {
