@@ -113,12 +113,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         SlurmSettings::from_file(&exp.file)?;
     }
     setup::ensure_libtorch(false)?;
+    build_mpcl()?;
     if args.dry_run {
-        build_mpcl()?;
         return dry_run(&exp, &launcher);
     }
+    check_configurations(&exp, &launcher)?;
     provision(&exp, args.data_dir.as_deref())?;
-    build_mpcl()?;
     if args.slurm.slurm {
         slurm::write(
             &exp,
@@ -240,32 +240,18 @@ fn list(exp: &Experiment, exp_dir: &Path, launcher: &Launcher) -> anyhow::Result
 
 /// `--dry-run`: each run's configuration through `mpcl check`; every failure is listed.
 fn dry_run(exp: &Experiment, launcher: &Launcher) -> anyhow::Result<()> {
-    let tmp = std::env::temp_dir().join(format!("mpcl-dry-run-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let checked = runner::check(exp, exp.runs.iter(), launcher)?;
     let mut failed = Vec::new();
-    for (i, run) in exp.runs.iter().enumerate() {
-        let path = tmp.join(format!("{i}.toml"));
-        let text = toml::to_string(&runner::launch_table(run, launcher))?;
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        let origin = format!("{} (run {})", exp.file.display(), run.rel_dir().display());
-        let out = Command::new(&launcher.mpcl)
-            .args(["check", "--config"])
-            .arg(&path)
-            .arg("--origin")
-            .arg(&origin)
-            .output()
-            .with_context(|| format!("could not start {}", launcher.mpcl.display()))?;
+    for (run, outcome) in checked {
         println!("# run {}", run.rel_dir().display());
-        if out.status.success() {
-            println!("{}", String::from_utf8_lossy(&out.stdout));
-        } else {
-            let err = String::from_utf8_lossy(&out.stderr);
-            println!("# invalid: {}\n", err.trim());
-            failed.push(origin);
+        match outcome {
+            Ok(resolved) => println!("{resolved}"),
+            Err(why) => {
+                println!("# invalid: {}\n", why.replace('\n', "\n# "));
+                failed.push(runner::origin(exp, run));
+            }
         }
     }
-    // Best effort: the listing above is the result; a leftover temp directory is harmless.
-    let _ = std::fs::remove_dir_all(&tmp);
     if !failed.is_empty() {
         bail!(
             "{} of {} runs are invalid: {}",
@@ -275,6 +261,26 @@ fn dry_run(exp: &Experiment, launcher: &Launcher) -> anyhow::Result<()> {
         );
     }
     say(format!("{} runs valid", exp.runs.len()));
+    Ok(())
+}
+
+/// Before anything runs: one run of each configuration through `mpcl check` (runs differ
+/// from the others of their configuration only in the seed), so that a bad key stops the
+/// experiment with every configuration it breaks listed, not each run in turn.
+fn check_configurations(exp: &Experiment, launcher: &Launcher) -> anyhow::Result<()> {
+    let firsts = exp.configurations().into_iter().map(|(_, runs)| runs[0]);
+    let failed: Vec<String> = runner::check(exp, firsts, launcher)?
+        .into_iter()
+        .filter_map(|(_, outcome)| Some(format!("  {}", outcome.err()?.replace('\n', "\n    "))))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} configurations are invalid; nothing was run:\n{}",
+            failed.len(),
+            exp.configurations().len(),
+            failed.join("\n")
+        );
+    }
     Ok(())
 }
 

@@ -87,7 +87,14 @@ pub struct Run {
     pub settings: Vec<(String, String)>,
     /// The run's full configuration, as handed to `mpcl train`.
     pub table: Table,
+    /// Where each key of `table` was set.
+    pub sources: Sources,
 }
+
+/// Where the keys of a run's configuration were set, by dotted key: a base file (`b.toml`)
+/// or a section of an experiment file (`grid.toml [axes]`). Tables that only switch
+/// something on (`aggregators.attention = {}`) are keys too.
+pub type Sources = BTreeMap<String, String>;
 
 impl Run {
     /// The run's directory relative to the experiment's: `<config>/seed-<n>`.
@@ -98,6 +105,23 @@ impl Run {
     /// The configuration as TOML text.
     pub fn toml(&self) -> String {
         toml::to_string(&self.table).expect("a TOML table serialises")
+    }
+
+    /// Where the key that `key` starts with was set: the entry of its longest dotted
+    /// prefix in [`Run::sources`]. `key` may go on as the trainer's messages do
+    /// (`augment.crop_scale[1]: …`, `train.lr = 2: …`). `None` for a key the experiment
+    /// leaves at the trainer's default.
+    pub fn set_in(&self, key: &str) -> Option<&str> {
+        let end = key
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "_-.".contains(c)))
+            .unwrap_or(key.len());
+        let mut key = &key[..end];
+        loop {
+            if let Some(origin) = self.sources.get(key) {
+                return Some(origin);
+            }
+            key = &key[..key.rfind('.')?];
+        }
     }
 }
 
@@ -136,11 +160,15 @@ impl Experiment {
                 _ => stem,
             };
             check_name(&name).map_err(|e| fail(format!("name = {name:?}: {e}")))?;
+            let mut sources = Sources::new();
+            record(&mut sources, &table, &|_| file.display().to_string());
             let grid = Grid {
                 base: table,
+                sources,
                 axes: Vec::new(),
                 variants: Vec::new(),
                 overrides: Table::new(),
+                override_sources: Sources::new(),
             };
             return Ok(Self {
                 file: file.to_owned(),
@@ -209,9 +237,11 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
     let mut grid = match &header.extends {
         None => Grid {
             base: Table::new(),
+            sources: Sources::new(),
             axes: Vec::new(),
             variants: Vec::new(),
             overrides: Table::new(),
+            override_sources: Sources::new(),
         },
         Some(_) if depth >= MAX_EXTENDS => {
             return Err(fail(format!(
@@ -244,16 +274,25 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
             )));
         }
         merge(&mut grid.base, &base_table);
+        record(&mut grid.sources, &base_table, &|_| {
+            path.display().to_string()
+        });
     }
+    let section = |name: &str| format!("{} [{name}]", file.display());
     match table.get("base") {
         None => {}
-        Some(Value::Table(over)) => merge(&mut grid.base, &nest(over, "base").map_err(fail)?),
+        Some(Value::Table(over)) => {
+            let over = nest(over, "base").map_err(fail)?;
+            merge(&mut grid.base, &over);
+            record(&mut grid.sources, &over, &|_| section("base"));
+        }
         Some(_) => return Err(fail("base: must be a table of keys to set".into())),
     }
     match table.get("axes") {
         None => {}
         Some(Value::Table(axes)) => {
-            for axis in parse_axes(axes).map_err(fail)? {
+            for mut axis in parse_axes(axes).map_err(fail)? {
+                axis.origin = section("axes");
                 match grid.axes.iter_mut().find(|a| a.name == axis.name) {
                     Some(old) => *old = axis,
                     None => grid.axes.push(axis),
@@ -266,13 +305,20 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
     }
     match table.get("variants") {
         None => {}
-        Some(Value::Array(list)) => grid.variants = parse_variants(list).map_err(fail)?,
+        Some(Value::Array(list)) => {
+            grid.variants = parse_variants(list).map_err(fail)?;
+            for variant in &mut grid.variants {
+                variant.origin = format!("{} [[variants]] {:?}", file.display(), variant.name);
+            }
+        }
         Some(_) => return Err(fail("variants: must be an array of tables".into())),
     }
     match table.get("override") {
         None => {}
         Some(Value::Table(over)) => {
-            merge(&mut grid.overrides, &nest(over, "override").map_err(fail)?);
+            let over = nest(over, "override").map_err(fail)?;
+            merge(&mut grid.overrides, &over);
+            record(&mut grid.override_sources, &over, &|_| section("override"));
         }
         Some(_) => return Err(fail("override: must be a table of keys to set".into())),
     }
@@ -282,6 +328,7 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
         name: "[override]".into(),
         set: grid.overrides.clone(),
         unset: Vec::new(),
+        origin: section("override"),
     };
     check_overlaps(&grid.axes, std::slice::from_ref(&all)).map_err(fail)?;
     Ok((header, grid))
@@ -295,6 +342,8 @@ struct Axis {
     /// The key path it sets; `["aggregators"]` for the aggregator axis.
     path: Vec<String>,
     values: Vec<(Value, String)>,
+    /// Where it is declared, for [`Run::sources`].
+    origin: String,
 }
 
 impl Axis {
@@ -309,15 +358,21 @@ struct Variant {
     name: String,
     set: Table,
     unset: Vec<Vec<String>>,
+    /// Where it is declared, for [`Run::sources`].
+    origin: String,
 }
 
 /// The parsed parts of an experiment, before expansion.
 struct Grid {
     base: Table,
+    /// Where each key of `base` was set.
+    sources: Sources,
     axes: Vec<Axis>,
     variants: Vec<Variant>,
     /// `[override]`: set over every run after its variant and axes.
     overrides: Table,
+    /// Where each key of `overrides` was set.
+    override_sources: Sources,
 }
 
 impl Grid {
@@ -353,6 +408,7 @@ impl Grid {
             name: String::new(),
             set: Table::new(),
             unset: Vec::new(),
+            origin: String::new(),
         }];
         let variants = if self.variants.is_empty() {
             &unit[..]
@@ -362,6 +418,7 @@ impl Grid {
         let mut runs = Vec::new();
         for variant in variants {
             let mut table = self.base.clone();
+            let mut sources = self.sources.clone();
             for path in &variant.unset {
                 if !remove_path(&mut table, path) {
                     return Err(fail(format!(
@@ -370,21 +427,36 @@ impl Grid {
                         path.join(".")
                     )));
                 }
+                forget(&mut sources, &path.join("."));
             }
             merge(&mut table, &variant.set);
+            record(&mut sources, &variant.set, &|_| variant.origin.clone());
             let mut prefix = Vec::new();
             if !variant.name.is_empty() {
                 prefix.push(("variant".to_owned(), variant.name.clone()));
             }
             for choice in product(&axes) {
                 let mut table = table.clone();
+                let mut sources = sources.clone();
                 let mut settings = prefix.clone();
                 for (axis, (value, label)) in axes.iter().zip(choice) {
                     if axis.name == AGGREGATOR_AXIS {
                         set_aggregators(&mut table, value);
+                        // The aggregators named keep the base's settings, and so where
+                        // those were set; the others are gone.
+                        let named = get_path(&table, &["aggregators"]).and_then(Value::as_table);
+                        sources.retain(|key, _| match key.strip_prefix("aggregators.") {
+                            Some(rest) => named.is_some_and(|t| {
+                                t.contains_key(rest.split('.').next().unwrap_or(rest))
+                            }),
+                            None => true,
+                        });
+                        sources.insert("aggregators".into(), axis.origin.clone());
                     } else {
                         set_path(&mut table, &axis.path, value.clone())
                             .map_err(|e| fail(format!("axes.{}: {e}", axis.name)))?;
+                        let over = nested(&axis.path, value.clone());
+                        record(&mut sources, &over, &|_| axis.origin.clone());
                     }
                     settings.push((axis.name.clone(), label.clone()));
                 }
@@ -403,6 +475,18 @@ impl Grid {
                         .join(","),
                 };
                 merge(&mut table, &self.overrides);
+                record(&mut sources, &self.overrides, &|key| {
+                    self.override_sources[key].clone()
+                });
+                let seed_origin = match seed_axes.first() {
+                    Some(axis) => Some(axis.origin.clone()),
+                    None => sources.get("train.seed").cloned(),
+                };
+                let mut sources = sources.clone();
+                if let Some(origin) = seed_origin {
+                    sources.insert("train.seed".into(), origin);
+                }
+                sources.insert("name".into(), file.display().to_string());
                 for &seed in &seeds {
                     let mut table = table.clone();
                     let seed_value = Value::Integer(seed as i64);
@@ -417,6 +501,7 @@ impl Grid {
                         seed,
                         settings: settings.clone(),
                         table,
+                        sources: sources.clone(),
                     });
                 }
             }
@@ -475,12 +560,7 @@ fn nest(table: &Table, what: &str) -> Result<Table, String> {
             Value::Table(t) => Value::Table(nest(t, &format!("{what}.{key}"))?),
             v => v.clone(),
         };
-        let (last, parents) = path.split_last().expect("split_key returns ≥ 1 part");
-        let mut leaf = Table::from_iter([(last.clone(), value)]);
-        for p in parents.iter().rev() {
-            leaf = Table::from_iter([(p.clone(), Value::Table(leaf))]);
-        }
-        merge_new(&mut out, leaf, &mut Vec::new()).map_err(|key| {
+        merge_new(&mut out, nested(&path, value), &mut Vec::new()).map_err(|key| {
             format!(
                 "{what}.{key} is set twice (as a dotted key and in a table, say): keep one, \
                  since which would win is not written anywhere"
@@ -670,6 +750,7 @@ fn parse_axes(axes: &Table) -> Result<Vec<Axis>, String> {
             name: name.clone(),
             path,
             values: labelled,
+            origin: String::new(),
         });
     }
     check_axis_paths(&out)?;
@@ -766,7 +847,12 @@ fn parse_variants(list: &[Value]) -> Result<Vec<Variant>, String> {
             Some(_) => return Err(fail("unset: must be an array of dotted keys".into())),
         };
         check_settable(&set, "set").map_err(fail)?;
-        out.push(Variant { name, set, unset });
+        out.push(Variant {
+            name,
+            set,
+            unset,
+            origin: String::new(),
+        });
     }
     Ok(out)
 }
@@ -781,6 +867,39 @@ fn leaves(table: &Table, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         }
         prefix.pop();
     }
+}
+
+/// `value` at `path` as a table of nested tables.
+fn nested(path: &[String], value: Value) -> Table {
+    let (last, parents) = path.split_last().expect("a key path is never empty");
+    let mut table = Table::from_iter([(last.clone(), value)]);
+    for p in parents.iter().rev() {
+        table = Table::from_iter([(p.clone(), Value::Table(table))]);
+    }
+    table
+}
+
+/// Notes `origin(key)` as where each leaf key of `table`, merged over a run's table, was
+/// set. A value other than a table replaces what was there, so the entries of the keys
+/// under it go.
+fn record(sources: &mut Sources, table: &Table, origin: &dyn Fn(&str) -> String) {
+    let mut paths = Vec::new();
+    leaves(table, &mut Vec::new(), &mut paths);
+    for path in paths {
+        let key = path.join(".");
+        let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+        if !matches!(get_path(table, &parts), Some(Value::Table(_))) {
+            forget(sources, &key);
+        }
+        let origin = origin(&key);
+        sources.insert(key, origin);
+    }
+}
+
+/// Drops the entries of `key` and of the keys under it.
+fn forget(sources: &mut Sources, key: &str) {
+    let below = format!("{key}.");
+    sources.retain(|k, _| k != key && !k.starts_with(&below));
 }
 
 /// An axis and a variant may not touch the same key (one would silently win).
@@ -987,6 +1106,65 @@ mod tests {
         std::fs::write(&grid, "[experiment]\nbase = \"missing.toml\"\n").unwrap();
         let err = Experiment::load(&grid).unwrap_err().to_string();
         assert!(err.contains("missing.toml"), "{err}");
+    }
+
+    #[test]
+    fn every_key_is_traced_to_the_file_and_section_that_set_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.toml");
+        std::fs::write(
+            &plain,
+            "[train]\nepochs = 200\nmomentum = 0.9\n[augment]\ncrop_scale = [0.2, 1.0]\n\
+             [aggregators.attention]\ntemperature = 0.5\n",
+        )
+        .unwrap();
+        let paper = dir.path().join("paper.toml");
+        std::fs::write(
+            &paper,
+            "[experiment]\nbase = \"plain.toml\"\n[base.data]\ndataset = \"cifar10\"\n\
+             [axes]\n\"train.lr\" = [0.5]\n\
+             [[variants]]\nname = \"b\"\nset = { \"train.batch_size\" = 256 }\n\
+             [[variants]]\nname = \"c\"\nunset = [\"train.momentum\"]\n\
+             set = { \"train.warmup_epochs\" = 0 }\n",
+        )
+        .unwrap();
+        let smoke = dir.path().join("smoke.toml");
+        std::fs::write(
+            &smoke,
+            "[experiment]\nextends = \"paper.toml\"\n[base.train]\nepochs = 1\n\
+             [axes]\nseed = [7]\naggregator = [\"attention\"]\n\
+             [override.train]\nbatch_size = 16\n",
+        )
+        .unwrap();
+        let e = Experiment::load(&smoke).unwrap();
+        let at = |path: &Path, section: &str| format!("{} {section}", path.display());
+        let plain_file = plain.display().to_string();
+        let (b, c) = (&e.runs[0], &e.runs[1]);
+        let expected = [
+            ("train.epochs", Some(at(&smoke, "[base]"))),
+            ("train.momentum", Some(plain_file.clone())),
+            ("data.dataset", Some(at(&paper, "[base]"))),
+            ("train.lr = 2: must be …", Some(at(&paper, "[axes]"))),
+            ("train.batch_size", Some(at(&smoke, "[override]"))),
+            ("train.seed", Some(at(&smoke, "[axes]"))),
+            (
+                "augment.crop_scale[1]: invalid type",
+                Some(plain_file.clone()),
+            ),
+            // The aggregator axis keeps the base's settings of the aggregators it names.
+            ("aggregators.attention", Some(at(&smoke, "[axes]"))),
+            ("aggregators.attention.temperature", Some(plain_file)),
+            ("name", Some(smoke.display().to_string())),
+            ("model.pool", None),
+        ];
+        for (key, origin) in expected {
+            assert_eq!(b.set_in(key), origin.as_deref(), "{key}");
+        }
+        // A variant's own keys, and one it unsets.
+        let variant = format!("{} [[variants]] \"c\"", paper.display());
+        assert_eq!(c.set_in("train.warmup_epochs"), Some(variant.as_str()));
+        assert_eq!(b.set_in("train.warmup_epochs"), None);
+        assert_eq!(c.set_in("train.momentum"), None);
     }
 
     #[test]

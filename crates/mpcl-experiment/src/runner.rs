@@ -173,6 +173,58 @@ pub fn run_all(
     }
 }
 
+/// What [`check`] found of a run: its configuration as `mpcl check` resolves it, every
+/// default filled in, or what is wrong with it.
+pub type Checked = Result<String, String>;
+
+/// How [`check`] has `mpcl check` name a run's configuration in its messages.
+pub fn origin(exp: &Experiment, run: &Run) -> String {
+    format!("{} (run {})", exp.file.display(), run.rel_dir().display())
+}
+
+/// Each of `runs`, configured as [`run_all`] would launch it, through `mpcl check`: the
+/// resolved configuration, or the error followed by where the key at fault was set
+/// ([`Run::set_in`]) when the experiment set it.
+///
+/// # Errors
+/// [`ExperimentError::Io`] when a configuration cannot be written or the binary started.
+pub fn check<'a>(
+    exp: &Experiment,
+    runs: impl Iterator<Item = &'a Run>,
+    launcher: &Launcher,
+) -> Result<Vec<(&'a Run, Checked)>, ExperimentError> {
+    let tmp = tempfile::tempdir().map_err(|e| ExperimentError::io(&std::env::temp_dir(), e))?;
+    let mut out = Vec::new();
+    for (i, run) in runs.enumerate() {
+        let path = tmp.path().join(format!("{i}.toml"));
+        let text = toml::to_string(&launch_table(run, launcher)).expect("a TOML table serialises");
+        std::fs::write(&path, text).map_err(|e| ExperimentError::io(&path, e))?;
+        let origin = origin(exp, run);
+        let done = Command::new(&launcher.mpcl)
+            // The message alone: a backtrace would bury it.
+            .env("RUST_LIB_BACKTRACE", "0")
+            .args(["check", "--config"])
+            .arg(&path)
+            .arg("--origin")
+            .arg(&origin)
+            .output()
+            .map_err(|e| ExperimentError::io(&launcher.mpcl, e))?;
+        let outcome = if done.status.success() {
+            Ok(String::from_utf8_lossy(&done.stdout).into_owned())
+        } else {
+            let err = String::from_utf8_lossy(&done.stderr);
+            let err = err.trim().trim_start_matches("Error: ");
+            let key = err.strip_prefix(&format!("{origin}: ")).unwrap_or("");
+            Err(match run.set_in(key) {
+                Some(file) => format!("{err}\n(the key is set in {file})"),
+                None => err.to_owned(),
+            })
+        };
+        out.push((run, outcome));
+    }
+    Ok(out)
+}
+
 /// Launches one run and records the attempt: `Ok(Ok(seconds))` when it finished,
 /// `Ok(Err(why))` when it failed.
 fn launch(

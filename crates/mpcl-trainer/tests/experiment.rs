@@ -1,5 +1,6 @@
 //! Experiment grids through the real `mpcl` binary: every preset in configs/ validates with
-//! the parser of the command that runs it, the comparison preset shrunk to the first images
+//! the parser of the command that runs it, a bad key is reported with the file that set it,
+//! the comparison preset shrunk to the first images
 //! of the real Fashion-MNIST (which `cargo xtask test` provisions) runs, skips and resumes
 //! end to end into a report, and the CIFAR smoke preset runs on synthetic files in the CIFAR
 //! binary format.
@@ -88,6 +89,54 @@ fn every_preset_expands_into_configs_the_trainer_accepts() {
     assert_eq!(
         (simsiam.train.batch_size, simsiam.model.projector_dim),
         (256, 2048)
+    );
+}
+
+#[test]
+fn a_bad_key_is_reported_with_the_file_that_set_it() {
+    // A base file with a value of the wrong type, an axis with one out of range, and a
+    // section key that does not fit Fashion-MNIST's one channel: each reported by
+    // `mpcl check` under its dotted key, followed by the file and section that set it.
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("b.toml");
+    std::fs::write(&base, "[train]\nlr = \"fast\"\n").unwrap();
+    let grid = dir.path().join("g.toml");
+    let write = |text: &str| std::fs::write(&grid, text).unwrap();
+    let check = |exp: &Experiment| {
+        let checked = runner::check(exp, exp.runs.iter(), &launcher(1, None)).unwrap();
+        let outcomes: Vec<Result<String, String>> = checked.into_iter().map(|(_, o)| o).collect();
+        outcomes
+    };
+    write("[experiment]\nbase = \"b.toml\"\n");
+    let exp = Experiment::load(&grid).unwrap();
+    let err = check(&exp).remove(0).unwrap_err();
+    let expected = format!(
+        "{} (run base/seed-0): train.lr: invalid type: string \"fast\", expected f64\n\
+         (the key is set in {})",
+        grid.display(),
+        base.display()
+    );
+    assert_eq!(err, expected);
+
+    write("[experiment]\n[axes]\n\"train.temperature\" = [0.1, -1.0]\n");
+    let exp = Experiment::load(&grid).unwrap();
+    let [ok, bad] = <[_; 2]>::try_from(check(&exp)).unwrap();
+    // The resolved configuration, every default filled in.
+    assert!(ok.unwrap().contains("temperature = 0.1"));
+    let bad = bad.unwrap_err();
+    assert!(
+        bad.contains("train.temperature = -1: must be > 0")
+            && bad.ends_with(&format!("(the key is set in {} [axes])", grid.display())),
+        "{bad}"
+    );
+
+    write("[experiment]\n[base.augment]\nmean = [0.5, 0.5, 0.5]\n");
+    let exp = Experiment::load(&grid).unwrap();
+    let err = check(&exp).remove(0).unwrap_err();
+    assert!(
+        err.contains("augment.mean = [0.5, 0.5, 0.5]: need 1 value for 1-channel images")
+            && err.ends_with(&format!("(the key is set in {} [base])", grid.display())),
+        "{err}"
     );
 }
 
