@@ -475,16 +475,12 @@ impl Grid {
                         .join(","),
                 };
                 merge(&mut table, &self.overrides);
+                // Every leaf of `overrides` was recorded as the files' tables were merged.
                 record(&mut sources, &self.overrides, &|key| {
                     self.override_sources[key].clone()
                 });
-                let seed_origin = match seed_axes.first() {
-                    Some(axis) => Some(axis.origin.clone()),
-                    None => sources.get("train.seed").cloned(),
-                };
-                let mut sources = sources.clone();
-                if let Some(origin) = seed_origin {
-                    sources.insert("train.seed".into(), origin);
+                if let Some(axis) = seed_axes.first() {
+                    sources.insert("train.seed".into(), axis.origin.clone());
                 }
                 sources.insert("name".into(), file.display().to_string());
                 for &seed in &seeds {
