@@ -49,7 +49,11 @@ enum Cmd {
     Bench(bench::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    mpcl_data::finish(run())
+}
+
+fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Setup(args) => setup::run(&args),
         Cmd::Download(args) => data::run(&args),

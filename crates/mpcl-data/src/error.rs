@@ -1,4 +1,4 @@
-//! The error type of the data crate.
+//! The error type of the data crate, and how mpcl's command-line tools print errors.
 
 use std::path::PathBuf;
 
@@ -73,5 +73,56 @@ impl DataError {
             path: path.into(),
             cause: source,
         }
+    }
+}
+
+/// `error` and its causes as mpcl's command-line tools print them: the message, then the
+/// causes under `Caused by:`, one a line, as anyhow's report lays them out but without the
+/// backtrace it adds under `RUST_BACKTRACE=1`. These errors are the input's (a config, a
+/// file, a flag), not the program's, whose panics keep their backtraces.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = format!("Error: {error}");
+    let mut cause = error.source();
+    if cause.is_some() {
+        out.push_str("\n\nCaused by:");
+    }
+    while let Some(e) = cause {
+        out.push_str(&format!("\n    {e}"));
+        cause = e.source();
+    }
+    out
+}
+
+/// The exit of a command-line tool's `main`: success, or failure with the error's
+/// [`report`] on standard error.
+pub fn finish(
+    result: Result<(), impl AsRef<dyn std::error::Error + Send + Sync + 'static>>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", report(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An error with a cause, as a config reader's would be.
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading x.toml")]
+    struct Reading(#[source] std::io::Error);
+
+    #[test]
+    fn a_report_lists_the_causes_and_no_backtrace() {
+        // The layout of anyhow's report of the same chain, written out.
+        let e = Reading(std::io::Error::other("no such file"));
+        assert_eq!(
+            super::report(&e),
+            "Error: reading x.toml\n\nCaused by:\n    no such file"
+        );
+        let alone = std::io::Error::other("bad");
+        assert_eq!(super::report(&alone), "Error: bad");
     }
 }

@@ -32,7 +32,7 @@ pub mod registry;
 pub mod stl10;
 
 pub use dataset::{ImageSet, Split};
-pub use error::DataError;
+pub use error::{DataError, finish, report};
 pub use registry::{Dataset, DatasetName, Status};
 
 /// A download's progress report: the file's name, the bytes received so far and the total

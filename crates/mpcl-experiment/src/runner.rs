@@ -201,8 +201,6 @@ pub fn check<'a>(
         std::fs::write(&path, text).map_err(|e| ExperimentError::io(&path, e))?;
         let origin = origin(exp, run);
         let done = Command::new(&launcher.mpcl)
-            // The message alone: a backtrace would bury it.
-            .env("RUST_LIB_BACKTRACE", "0")
             .args(["check", "--config"])
             .arg(&path)
             .arg("--origin")

@@ -116,7 +116,11 @@ enum Cmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    mpcl_data::finish(run())
+}
+
+fn run() -> anyhow::Result<()> {
     // Freed tensors' memory stays with malloc for the next step (see the module's docs).
     mpcl_trainer::allocator::retain_freed_memory();
     match Cli::parse().command {

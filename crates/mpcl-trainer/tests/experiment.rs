@@ -107,6 +107,23 @@ fn a_bad_key_is_reported_with_the_file_that_set_it() {
         let outcomes: Vec<Result<String, String>> = checked.into_iter().map(|(_, o)| o).collect();
         outcomes
     };
+    // The binary's own report: the message and its exit status, without a backtrace even
+    // where one is asked for (these are errors of the input).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpcl"))
+        .env("RUST_BACKTRACE", "1")
+        .args(["check", "--config"])
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "Error: {}: train.lr: invalid type: string \"fast\", expected f64\n",
+            base.display()
+        )
+    );
+
     write("[experiment]\nbase = \"b.toml\"\n");
     let exp = Experiment::load(&grid).unwrap();
     let err = check(&exp).remove(0).unwrap_err();
