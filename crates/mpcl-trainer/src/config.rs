@@ -251,22 +251,37 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// Checks `pool` against the small CNN's last feature map for inputs whose shorter side
-    /// is `side` pixels: the `widths.len() − 1` max-poolings halve it (rounding down), and a
-    /// grid finer than what remains would only repeat its cells.
+    /// Checks the small CNN against its smallest input, `side` pixels on the shorter side,
+    /// which `input` names (`the 28 × 28 images`, `augment.size = 8`): the
+    /// `widths.len() − 1` max-poolings halve the side (rounding down) and must leave at
+    /// least a pixel, and `pool` may not ask for a grid finer than what remains, whose
+    /// cells would only repeat.
     ///
     /// # Errors
-    /// A message naming `model.pool`, the map's size and the input side.
-    pub fn check_pool(&self, side: usize) -> Result<(), String> {
+    /// A message naming `model.widths` or `model.pool`, the map's size and the input.
+    pub fn check_pool(&self, side: usize, input: &str) -> Result<(), String> {
         if self.encoder != EncoderKind::SmallCnn {
             return Ok(());
         }
-        let poolings = u32::try_from(self.widths.len().saturating_sub(1)).unwrap_or(u32::MAX);
-        let last = side.checked_shr(poolings).unwrap_or(0);
+        let poolings = self.widths.len().saturating_sub(1);
+        let last = u32::try_from(poolings)
+            .ok()
+            .and_then(|p| side.checked_shr(p))
+            .unwrap_or(0);
+        if last == 0 {
+            let fit = side.checked_ilog2().unwrap_or(0);
+            return Err(format!(
+                "model.widths = {:?}: its {poolings} max-poolings leave nothing of the \
+                 {side}-pixel inputs ({input}); only {fit} can fit, so use at most {} widths \
+                 or larger inputs",
+                self.widths,
+                fit + 1
+            ));
+        }
         if self.pool > last {
             return Err(format!(
                 "model.pool = {}: the small CNN's last feature map is {last} × {last} for \
-                 {side}-pixel inputs, so the grid can be at most {last} × {last}",
+                 the {side}-pixel inputs ({input}), so the grid can be at most {last} × {last}",
                 self.pool
             ));
         }
@@ -620,16 +635,26 @@ impl Config {
         }
         let augment = |e| format!("augment.{e}");
         self.augment.check_images((c, h, w)).map_err(augment)?;
-        // The smallest input the encoder sees: a view, or an unaugmented image in evaluation.
-        let views = self.augment.pipelines(self.train.views).map_err(augment)?;
-        let side = views
-            .iter()
-            .map(|p| p.out_size((h, w)))
-            .chain([(h, w)])
-            .map(|(h, w)| h.min(w))
-            .min()
-            .unwrap_or(0);
-        self.model.check_pool(side)
+        self.augment.pipelines(self.train.views).map_err(augment)?;
+        // The smallest input the encoder sees: a view of a set size, or an unaugmented
+        // image (views of size 0 keep the image's) in evaluation.
+        let a = &self.augment;
+        let view = |v: usize| match a.views.get(&v) {
+            Some(p) => (p.size, format!("augment.view{v}.size = {}", p.size)),
+            None => (a.base.size, format!("augment.size = {}", a.base.size)),
+        };
+        let multicrop = (a.multicrop.count > 0).then(|| {
+            let size = a.multicrop.pipeline.size;
+            (size, format!("augment.multicrop.size = {size}"))
+        });
+        let (side, input) = (0..self.train.views)
+            .map(view)
+            .chain(multicrop)
+            .filter(|(size, _)| *size > 0)
+            .chain([(h.min(w), format!("the {h} × {w} images"))])
+            .min_by_key(|(side, _)| *side)
+            .expect("the images are a candidate");
+        self.model.check_pool(side, &input)
     }
 }
 
@@ -758,18 +783,39 @@ mod tests {
             pool,
             ..Default::default()
         };
-        assert!(model(7).check_pool(28).is_ok());
-        let err = model(8).check_pool(28).unwrap_err();
+        let input = "the 28 × 28 images";
+        assert!(model(7).check_pool(28, input).is_ok());
+        let err = model(8).check_pool(28, input).unwrap_err();
         assert!(err.starts_with("model.pool = 8: "), "{err}");
-        assert!(err.contains("7 × 7 for 28-pixel inputs"), "{err}");
-        assert!(model(1).check_pool(7).is_ok());
-        assert!(model(2).check_pool(7).is_err());
+        assert!(
+            err.contains("7 × 7 for the 28-pixel inputs (the 28 × 28 images)"),
+            "{err}"
+        );
+        assert!(model(1).check_pool(7, input).is_ok());
+        assert!(model(2).check_pool(7, input).is_err());
+        // Six widths pool five times: 28 → 14 → 7 → 3 → 1 → 0; four poolings fit 28 px.
+        let deep = ModelConfig {
+            widths: vec![8; 6],
+            ..model(1)
+        };
+        let err = deep.check_pool(28, input).unwrap_err();
+        assert!(
+            err.starts_with("model.widths = [8, 8, 8, 8, 8, 8]: its 5 max-poolings leave")
+                && err.contains("only 4 can fit, so use at most 5 widths"),
+            "{err}"
+        );
+        // A 3-pixel view takes one pooling (3 → 1): two widths at most.
+        let err = model(1).check_pool(3, "augment.size = 3").unwrap_err();
+        assert!(
+            err.contains("(augment.size = 3); only 1 can fit, so use at most 2 widths"),
+            "{err}"
+        );
         // The ResNets pool globally whatever `pool` says.
         let resnet = ModelConfig {
             encoder: EncoderKind::Resnet18,
             ..model(9)
         };
-        assert!(resnet.check_pool(28).is_ok());
+        assert!(resnet.check_pool(28, input).is_ok());
     }
 
     #[test]
@@ -896,7 +942,18 @@ mod tests {
             ),
             (
                 "[model]\npool = 8\n",
-                "model.pool = 8: the small CNN's last feature map is 7 × 7 for 28-pixel inputs",
+                "model.pool = 8: the small CNN's last feature map is 7 × 7 for the 28-pixel \
+                 inputs (the 28 × 28 images)",
+            ),
+            // The smallest input names the key it comes from: a view's size, multi-crop's.
+            (
+                "[augment]\nsize = 3\n",
+                "model.widths = [32, 64, 128]: its 2 max-poolings leave nothing of the 3-pixel \
+                 inputs (augment.size = 3); only 1 can fit, so use at most 2 widths",
+            ),
+            (
+                "[augment.multicrop]\ncount = 2\nsize = 2\n[augment.view1]\nsize = 3\n",
+                "(augment.multicrop.size = 2)",
             ),
         ];
         for (toml, expected) in cases {
