@@ -47,7 +47,8 @@ pub struct MultiCrop {
 
 const MULTICROP: &str = "multicrop";
 
-/// The view index of a `viewN` key.
+/// The view index of a `viewN` key, digits and all (`view01` too, for the error that
+/// asks for `view1`).
 fn view_index(key: &str) -> Option<usize> {
     key.strip_prefix("view")
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
@@ -141,6 +142,10 @@ impl<'de> Deserialize<'de> for AugmentConfig {
         let mut tables = BTreeMap::new();
         let keys: Vec<String> = base.keys().cloned().collect();
         for key in keys {
+            if let Some(v) = view_index(&key).filter(|v| key != format!("view{v}")) {
+                // Two spellings of one view would leave one of them unread.
+                return Err(D::Error::custom(format!("{key}: write view{v}")));
+            }
             if key == MULTICROP || view_index(&key).is_some() {
                 match base.remove(&key) {
                     Some(toml::Value::Table(t)) => {

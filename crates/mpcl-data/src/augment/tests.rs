@@ -226,6 +226,10 @@ fn bad_tables_are_named() {
         err.contains("multicrop.crop_scale[1]: invalid type: boolean `true`"),
         "{err}"
     );
+    let err = toml::from_str::<AugmentConfig>("[view1]\nflip_p = 0.1\n[view01]\nflip_p = 0.9\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("view01: write view1"), "{err}");
     let err = toml::from_str::<AugmentConfig>("view1 = 3\n")
         .unwrap_err()
         .to_string();
