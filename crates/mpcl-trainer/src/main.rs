@@ -298,8 +298,14 @@ fn train(
             tracing::error!(target: FAILURE, "run {} failed: {e}", cfg.name);
         });
     let outcome = outcome.with_context(|| {
+        // A key that only the loaded data can refute (an image folder's channels) is
+        // reported here: the message names the key, this the file.
+        let source = config.as_ref().map_or_else(
+            || "the embedded default".to_owned(),
+            |path| path.display().to_string(),
+        );
         format!(
-            "run {} failed; its log is in {}",
+            "run {} of {source} failed; its log is in {}",
             cfg.name,
             dir.log_path().display()
         )

@@ -212,10 +212,12 @@ fn bad_configs_are_rejected_naming_the_file_and_key() {
         "no run directory for a config that does not parse"
     );
 
+    // A key that only the loaded data refutes: the message names it, the context the file.
     std::fs::write(&config, "[data]\ntrain_subset = 10\n").unwrap();
     let stderr = failure(&train(Some(&config), None, &runs));
     assert!(
-        stderr.contains("train.batch_size = 128 is larger than the 10 training images"),
+        stderr.contains(&format!("run experiment of {} failed", config.display()))
+            && stderr.contains("train.batch_size = 128 is larger than the 10 training images"),
         "{stderr}"
     );
 }
