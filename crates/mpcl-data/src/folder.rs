@@ -222,5 +222,9 @@ fn decode(path: &Path) -> Result<image::RgbImage, DataError> {
     let reader = reader
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?;
-    Ok(reader.decode().map_err(|e| fail(e.to_string()))?.to_rgb8())
+    // The decoder's sentences end in a period; mpcl's messages do not.
+    let decoded = reader
+        .decode()
+        .map_err(|e| fail(e.to_string().trim_end_matches('.').into()));
+    Ok(decoded?.to_rgb8())
 }

@@ -248,23 +248,30 @@ impl IdxSet {
         progress: &mut Progress<'_>,
     ) -> Result<String, DataError> {
         let dir = self.dir(data_dir);
-        if self.first_unverified(data_dir)?.is_none() {
+        let Some(first) = self.first_unverified(data_dir)? else {
             return Ok(format!("{} verified in {}", self.title, dir.display()));
-        }
+        };
+        // A copy that fails its checksum is replaced; the user is told.
+        let corrupt = dir.join(first.stored_name());
+        let replaced = if corrupt.exists() {
+            format!(", replacing {}, which failed its md5", corrupt.display())
+        } else {
+            String::new()
+        };
         if let Some(system) = self.system_dir.map(Path::new)
             && system.exists()
             && self.import(data_dir, system)?
         {
             let from = system.display();
             return Ok(format!(
-                "{} imported from {from} into {}",
+                "{} imported from {from} into {}{replaced}",
                 self.title,
                 dir.display()
             ));
         }
         self.download(data_dir, base_url, progress)?;
         Ok(format!(
-            "{} downloaded and verified in {}",
+            "{} downloaded and verified in {}{replaced}",
             self.title,
             dir.display()
         ))
@@ -426,6 +433,72 @@ mod tests {
         let test = set.load(data.path(), Split::Test).unwrap();
         assert_eq!(test.image(0)[0], 100);
         assert!(set.load(data.path(), Split::Unlabeled).is_err());
+    }
+
+    #[test]
+    fn provisioning_says_when_it_replaces_a_corrupt_copy() {
+        let src = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut set = write_small(src.path(), &FASHION_MNIST, true, true);
+        set.system_dir = Some(leak(src.path().display().to_string()));
+        let dir = set.dir(data.path());
+        let offline = "http://127.0.0.1:9/unused/";
+        let said = set
+            .provision(data.path(), offline, &mut |_, _, _| {})
+            .unwrap();
+        assert_eq!(
+            said,
+            format!(
+                "Fashion-MNIST imported from {} into {}",
+                src.path().display(),
+                dir.display()
+            )
+        );
+        let stored = dir.join(set.files[0].stored_name());
+        std::fs::write(&stored, b"truncated").unwrap();
+        let said = set
+            .provision(data.path(), offline, &mut |_, _, _| {})
+            .unwrap();
+        assert!(
+            said.ends_with(&format!(
+                ", replacing {}, which failed its md5",
+                stored.display()
+            )),
+            "{said}"
+        );
+        assert!(set.first_unverified(data.path()).unwrap().is_none());
+        let said = set
+            .provision(data.path(), offline, &mut |_, _, _| {})
+            .unwrap();
+        assert_eq!(said, format!("Fashion-MNIST verified in {}", dir.display()));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_told_from_a_missing_one_with_the_ways_to_replace_it() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join(FASHION_MNIST.key);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = dir.join(FASHION_MNIST.files[0].stored_name());
+        let status = || crate::Dataset::FashionMnist.status(data.path()).unwrap();
+        assert_eq!(
+            status(),
+            crate::Status::Unverified(format!("{} is missing", first.display()))
+        );
+        std::fs::write(&first, b"junk").unwrap();
+        assert_eq!(
+            status(),
+            crate::Status::Unverified(format!("{} fails its md5", first.display()))
+        );
+        // Loading it says so too, with the ways to replace it.
+        let err = crate::Dataset::FashionMnist
+            .load(data.path(), Split::Train)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("does not match the expected")
+                && err.contains("cargo xtask download fashion-mnist"),
+            "{err}"
+        );
     }
 
     #[test]

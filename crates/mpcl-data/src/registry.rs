@@ -243,10 +243,15 @@ impl Dataset {
             Source::Idx(set) => match set.first_unverified(data_dir)? {
                 None => Status::Verified,
                 Some(_) if !dir.exists() => Status::Missing,
-                Some(file) => Status::Unverified(format!(
-                    "{} is missing or fails its md5",
-                    dir.join(file.stored_name()).display()
-                )),
+                Some(file) => {
+                    let path = dir.join(file.stored_name());
+                    let why = if path.exists() {
+                        "fails its md5"
+                    } else {
+                        "is missing"
+                    };
+                    Status::Unverified(format!("{} {why}", path.display()))
+                }
             },
             Source::Archive(archive) => match archive.check(&dir)? {
                 Check::Verified => Status::Verified,
@@ -330,7 +335,13 @@ impl Dataset {
         }
         let dir = self.dir(data_dir);
         let archive = match self.source() {
-            Source::Idx(set) => return set.load(data_dir, split),
+            Source::Idx(set) => {
+                // A corrupt copy is replaced the way a missing one is provided.
+                return set.load(data_dir, split).map_err(|e| match e {
+                    DataError::Checksum { .. } => self.with_ways(data_dir, e.to_string()),
+                    e => e,
+                });
+            }
             Source::Folder(folder) => return folder.load(split),
             Source::Archive(archive) => archive,
         };

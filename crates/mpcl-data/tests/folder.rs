@@ -120,13 +120,13 @@ fn bad_images_and_layouts_are_named() {
         msg.contains("dog/b.png: 5×3 pixels") && msg.contains("4×3"),
         "{msg}"
     );
-    std::fs::write(
-        root.path().join("train/dog/b.png"),
-        b"\x89PNG\r\n\x1a\nbroken",
-    )
-    .unwrap();
-    let msg = f.load(Split::Train).unwrap_err().to_string();
-    assert!(msg.contains("dog/b.png: cannot decode"), "{msg}");
+    // A truncated PNG, then no PNG at all (the decoder's message ends in a period).
+    for bytes in [&b"\x89PNG\r\n\x1a\nbroken"[..], b"broken"] {
+        std::fs::write(root.path().join("train/dog/b.png"), bytes).unwrap();
+        let msg = f.load(Split::Train).unwrap_err().to_string();
+        assert!(msg.contains("dog/b.png: cannot decode"), "{msg}");
+        assert!(!msg.ends_with('.'), "{msg}");
+    }
     std::fs::remove_file(root.path().join("train/dog/b.png")).unwrap();
     std::fs::remove_file(root.path().join("train/dog/a.png")).unwrap();
     let msg = f.load(Split::Train).unwrap_err().to_string();
