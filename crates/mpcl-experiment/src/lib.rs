@@ -19,7 +19,7 @@ pub mod state;
 
 use std::path::{Path, PathBuf};
 
-pub use plan::{Experiment, Run, Sources};
+pub use plan::{Experiment, Run, Sources, differences};
 pub use report::Report;
 pub use state::RunState;
 

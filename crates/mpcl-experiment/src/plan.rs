@@ -611,6 +611,40 @@ pub(crate) fn get_path<'a>(table: &'a Table, path: &[&str]) -> Option<&'a Value>
     t.get(*last)
 }
 
+/// The keys whose values differ between two configurations, in key order, each with a line
+/// `key: old → new` (values in TOML syntax, `(unset)` where a side lacks the key).
+pub fn differences(old: &Table, new: &Table) -> Vec<(String, String)> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", old, &mut a);
+    flatten("", new, &mut b);
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(unset)".into());
+    keys.into_iter()
+        .filter(|key| a.get(*key) != b.get(*key))
+        .map(|key| {
+            let line = format!("{key}: {} → {}", show(a.get(key)), show(b.get(key)));
+            (key.clone(), line)
+        })
+        .collect()
+}
+
+/// Dotted keys of `table` with their values in TOML syntax.
+fn flatten(prefix: &str, table: &Table, out: &mut BTreeMap<String, String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Table(t) => flatten(&key, t, out),
+            v => {
+                out.insert(key, v.to_string());
+            }
+        }
+    }
+}
+
 /// Sets the value at a key path, creating tables on the way; a value in the way is an
 /// error naming it. A table value merges into an existing table.
 fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {

@@ -13,6 +13,7 @@ use std::path::Path;
 use toml::Table;
 
 use crate::ExperimentError;
+use crate::plan::differences;
 
 /// The file in a run directory holding the configuration the runner asked for.
 pub const REQUESTED: &str = "requested.toml";
@@ -59,13 +60,16 @@ impl RunState {
                 dir: dir.to_owned(),
                 message: format!("{REQUESTED}: {}", e.to_string().trim_end()),
             })?;
-            if without_threads(&recorded) != without_threads(requested) {
+            let changed = differences(&without_threads(&recorded), &without_threads(requested));
+            if !changed.is_empty() {
+                let lines: Vec<String> = changed.into_iter().map(|(_, line)| line).collect();
                 return Err(ExperimentError::Run {
                     dir: dir.to_owned(),
                     message: format!(
                         "holds a run of another configuration ({REQUESTED} differs from what \
-                         the experiment file asks for now): move the directory away, or give \
-                         the changed experiment another name"
+                         the experiment file asks for now: {}): move the directory away, or \
+                         give the changed experiment another name",
+                        lines.join(", ")
                     ),
                 });
             }
@@ -136,7 +140,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("seed-0: holds a run of another configuration"),
+            err.contains("seed-0: holds a run of another configuration")
+                && err.contains("asks for now: train.lr: 0.1 → 0.2)"),
+            "{err}"
+        );
+        // Keys one side lacks, in key order.
+        let err = RunState::of(
+            &dir,
+            &table("[train]\nlr = 0.1\nepochs = 2\n[data]\nx = 1\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("asks for now: data.x: (unset) → 1, train.epochs: (unset) → 2)"),
             "{err}"
         );
     }

@@ -20,7 +20,6 @@
 //! libtorch's generator is re-seeded before every step with [`torch_seed`]`(seed, step)`.
 //! `state.toml` records those seeds under `[random]`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mpcl_aggregators::Aggregator;
@@ -417,21 +416,11 @@ pub struct Changes {
 
 impl Changes {
     fn between(old: &toml::Table, new: &toml::Table) -> Self {
-        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-        flatten("", old, &mut a);
-        flatten("", new, &mut b);
         let mut changes = Self::default();
-        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-        for key in keys {
-            let (x, y) = (a.get(key), b.get(key));
-            if x == y {
-                continue;
-            }
-            let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "(unset)".into());
-            let line = format!("{key}: {} → {}", show(x), show(y));
+        for (key, line) in mpcl_experiment::differences(old, new) {
             let harmless = HARMLESS
                 .iter()
-                .any(|h| key == h || key.starts_with(&format!("{h}.")));
+                .any(|h| key == *h || key.starts_with(&format!("{h}.")));
             if harmless {
                 changes.harmless.push(line);
             } else {
@@ -439,23 +428,6 @@ impl Changes {
             }
         }
         changes
-    }
-}
-
-/// Dotted keys of `table` with their values in TOML syntax.
-fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::Table(t) => flatten(&key, t, out),
-            v => {
-                out.insert(key, v.to_string());
-            }
-        }
     }
 }
 
