@@ -13,6 +13,8 @@
 //! A checkpoint is written into `checkpoints/.partial-…`, every file flushed to disk, and
 //! then renamed: a `step-*` directory is always complete, and a crash while saving leaves
 //! only a partial directory, which the next run removes. The newest `keep_last` are kept.
+//! A checkpoint that cannot be restored (a damaged disk, an edited file) is renamed
+//! `corrupt-step-…` and the run resumes from the one before it, when there is one.
 //!
 //! Random state needs no opaque generator dumps: every generator of a run is re-derived
 //! from `train.seed` and the position. The sampling order of epoch e is ChaCha8 stream e,
@@ -38,6 +40,9 @@ pub const DIR: &str = "checkpoints";
 /// The version of the layout above; loading another is an error naming both.
 const FORMAT: u32 = 1;
 const PARTIAL: &str = ".partial-";
+/// The prefix of a checkpoint that could not be restored, set aside by
+/// [`Checkpoint::set_aside`].
+const CORRUPT: &str = "corrupt-";
 const STATE: &str = "state.toml";
 const MODEL: &str = "model.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
@@ -317,6 +322,32 @@ impl Checkpoint {
     /// The checkpoint's directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The newest complete checkpoint older than this one, if any.
+    ///
+    /// # Errors
+    /// As [`Checkpoint::latest`], for that checkpoint.
+    pub fn previous(&self) -> Result<Option<Self>, TrainError> {
+        let root = self.path.parent().unwrap_or(Path::new(""));
+        let found = complete(root)?;
+        let older = found
+            .into_iter()
+            .rev()
+            .find(|(step, _)| *step < self.state.progress.step);
+        older.map(|(_, path)| Self::open(&path)).transpose()
+    }
+
+    /// Moves the checkpoint out of those a resume reads, to `corrupt-<name>` beside them,
+    /// where it stays for inspection; returns that path.
+    ///
+    /// # Errors
+    /// [`TrainError::Checkpoint`] naming the directory when it cannot be renamed.
+    pub fn set_aside(self) -> Result<PathBuf, TrainError> {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let aside = self.path.with_file_name(format!("{CORRUPT}{name}"));
+        std::fs::rename(&self.path, &aside).map_err(|e| fail(&self.path, e))?;
+        Ok(aside)
     }
 
     /// Where training stood.

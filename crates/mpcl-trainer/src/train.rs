@@ -242,8 +242,24 @@ fn train(
     let mut online: Option<OnlineClassifier> = None;
     let mut progress = Progress::default();
     let mut last_good = None;
-    if let Some(ck) = resume {
-        online = ck.restore(vs, &mut opt, &mut aggregator, t.online_lr)?;
+    let mut candidate = resume;
+    while let Some(ck) = candidate.take() {
+        match ck.restore(vs, &mut opt, &mut aggregator, t.online_lr) {
+            Ok(restored) => online = restored,
+            Err(e) => {
+                // Each restore replaces everything the one before may have loaded.
+                let Some(previous) = ck.previous()? else {
+                    return Err(e);
+                };
+                let aside = ck.set_aside()?;
+                warn!(
+                    "{e}; set aside as {}, resuming from the checkpoint before it",
+                    aside.display()
+                );
+                candidate = Some(previous);
+                continue;
+            }
+        }
         progress = ck.progress().clone();
         info!(
             epoch = progress.epoch,

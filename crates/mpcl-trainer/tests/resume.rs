@@ -266,14 +266,15 @@ fn a_config_change_that_breaks_the_resume_is_named_and_harmless_ones_are_listed(
 }
 
 #[test]
-fn a_corrupt_checkpoint_names_the_file_and_the_entry() {
+fn a_corrupt_checkpoint_is_named_and_set_aside_for_the_one_before_it() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(tmp.path(), SMALL);
     let run = tmp.path().join("run");
     ok(train(&config, &run, &["--stop-after-epoch", "1"])
         .output()
         .unwrap());
-    // Flatten one matrix-shaped Adam buffer in the optimizer state.
+    assert_eq!(checkpoints(&run), ["step-00000006", "step-00000008"]);
+    // Flatten one matrix-shaped Adam buffer in the newest optimizer state.
     let dir = run.join("checkpoints/step-00000008");
     let path = dir.join("optimizer.safetensors");
     let state = Tensor::read_safetensors(&path).unwrap();
@@ -290,13 +291,41 @@ fn a_corrupt_checkpoint_names_the_file_and_the_entry() {
         })
         .collect();
     Tensor::write_safetensors(&state, &path).unwrap();
-    let out = train(&config, &run, &[]).output().unwrap();
+
+    // Without an older checkpoint, the run stops, naming the file and the entry.
+    let alone = tmp.path().join("alone");
+    std::fs::create_dir_all(alone.join("checkpoints")).unwrap();
+    for file in ["config.toml", "log.txt"] {
+        std::fs::copy(run.join(file), alone.join(file)).unwrap();
+    }
+    let copy = alone.join("checkpoints/step-00000008");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+    }
+    let out = train(&config, &alone, &[]).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let named = copy.join("optimizer.safetensors");
     assert!(
-        stderr.contains(&format!("checkpoint {}", path.display())) && stderr.contains(&wrong),
+        stderr.contains(&format!("checkpoint {}", named.display())) && stderr.contains(&wrong),
         "{stderr}"
     );
+
+    // With one, the damaged checkpoint is set aside, kept, and the run resumes from step 6
+    // to end where the uninterrupted run ends.
+    ok(train(&config, &run, &[]).output().unwrap());
+    assert_same_run(straight(), &run);
+    let log = std::fs::read_to_string(run.join("log.txt")).unwrap();
+    let aside = run.join("checkpoints/corrupt-step-00000008");
+    assert!(
+        log.contains(&wrong)
+            && log.contains(&format!("set aside as {}", aside.display()))
+            && log.contains("step-00000006"),
+        "{log}"
+    );
+    assert!(aside.join("optimizer.safetensors").exists());
 }
 
 #[test]
