@@ -334,6 +334,15 @@ impl Dataset {
             )));
         }
         let dir = self.dir(data_dir);
+        for path in [data_dir, &dir] {
+            if path.exists() && !path.is_dir() {
+                return Err(DataError::Invalid(format!(
+                    "{}: a file where {}'s directory should be",
+                    path.display(),
+                    self.title()
+                )));
+            }
+        }
         let archive = match self.source() {
             Source::Idx(set) => {
                 // A corrupt copy is replaced the way a missing one is provided.

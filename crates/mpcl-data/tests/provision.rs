@@ -287,6 +287,21 @@ fn missing_data_sets_say_where_and_how() {
         .load(data.path(), Split::Unlabeled)
         .unwrap_err();
     assert!(err.to_string().contains("no unlabeled split"), "{err}");
+    // A file where a directory should be is named as such, not as a missing data set.
+    let file = data.path().join("mnist");
+    std::fs::write(&file, b"").unwrap();
+    let err = Dataset::Mnist.load(data.path(), Split::Train).unwrap_err();
+    let expected = format!(
+        "{}: a file where MNIST's directory should be",
+        file.display()
+    );
+    assert_eq!(err.to_string(), expected);
+    let err = Dataset::Mnist.load(&file, Split::Train).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{}: a file", file.display())),
+        "{err}"
+    );
 }
 
 #[test]

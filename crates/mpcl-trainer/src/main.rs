@@ -261,6 +261,11 @@ fn train(
         (Target::Resume(dir), None) => {
             let path = dir.join("config.toml");
             anyhow::ensure!(
+                dir.is_dir(),
+                "--resume {}: no such directory",
+                dir.display()
+            );
+            anyhow::ensure!(
                 path.is_file(),
                 "--resume {}: no config.toml there; is it a run directory?",
                 dir.display()

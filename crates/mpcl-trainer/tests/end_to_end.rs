@@ -212,6 +212,15 @@ fn bad_configs_are_rejected_naming_the_file_and_key() {
         "no run directory for a config that does not parse"
     );
 
+    let gone = tmp.path().join("gone");
+    let out = Command::new(env!("CARGO_BIN_EXE_mpcl"))
+        .args(["train", "--resume"])
+        .arg(&gone)
+        .output()
+        .unwrap();
+    let expected = format!("--resume {}: no such directory", gone.display());
+    assert!(failure(&out).contains(&expected), "{}", failure(&out));
+
     // A key that only the loaded data refutes: the message names it, the context the file.
     std::fs::write(&config, "[data]\ntrain_subset = 10\n").unwrap();
     let stderr = failure(&train(Some(&config), None, &runs));
