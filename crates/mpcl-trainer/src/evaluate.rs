@@ -193,7 +193,23 @@ pub fn saved(
 ) -> Result<(Vec<Row>, PathBuf), TrainError> {
     let (mut cfg, weights) = saved_model(path)?;
     if let Some(name) = dataset {
+        // The first convolution takes the training images' channels: refused before any
+        // data is asked for when another data set's differ.
+        let channels = |data: &crate::config::DataConfig| {
+            let entry = data.registry_entry().map_err(TrainError::Invalid)?;
+            Ok::<_, TrainError>(entry.image_shape().map(|(c, _, _)| c))
+        };
+        let trained = channels(&cfg.data)?;
+        let trained_on = cfg.data.dataset;
         cfg.data.dataset = name;
+        if let (Some(trained), Some(asked)) = (trained, channels(&cfg.data)?)
+            && trained != asked
+        {
+            return Err(TrainError::Invalid(format!(
+                "--dataset {name}: {asked}-channel images, but the model was trained on \
+                 {trained_on}'s {trained}-channel ones"
+            )));
+        }
     }
     if let Some(device) = device {
         cfg.train.device = device.to_owned();

@@ -526,6 +526,27 @@ fn mpcl_eval_reproduces_the_table_of_the_run() {
         let stderr = failure(&eval(&run, &tmp.path().join("e")));
         assert!(stderr.contains("train.device = \"cuda\""), "{stderr}");
     }
+    // Another data set with other channels is refused before any data is asked for: the
+    // data directory here is empty.
+    let stderr = failure(&eval_on(
+        &run,
+        &tmp.path().join("f"),
+        &[
+            "--device",
+            "cpu",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            "/nonexistent",
+        ],
+    ));
+    assert!(
+        stderr.contains(
+            "--dataset cifar10: 3-channel images, but the model was trained on fashion-mnist's \
+             1-channel ones"
+        ),
+        "{stderr}"
+    );
     let bad = eval(tmp.path(), &tmp.path().join("c"));
     let stderr = failure(&bad);
     assert!(
