@@ -178,7 +178,7 @@ impl Experiment {
                 runs: grid.expand(file, &name)?,
             });
         }
-        let (header, grid) = parse_grid(file, &table, 0)?;
+        let (header, grid) = parse_grid(file, &table, &[])?;
         let name = header.name.unwrap_or(stem);
         check_name(&name).map_err(|e| fail(format!("experiment.name = {name:?}: {e}")))?;
         Ok(Self {
@@ -213,14 +213,16 @@ struct Header {
     description: Option<String>,
 }
 
-/// How deep `experiment.extends` may chain (a loop would never end).
-const MAX_EXTENDS: usize = 8;
-
 /// The parts of an experiment file with an `[experiment]` table, its parent's folded in:
 /// the parent's base with this file's `experiment.base` and `[base]` over it, the parent's
 /// axes with this file's replacing those of the same name, this file's variants if it has
 /// any, else the parent's, and the parent's `[override]` with this file's over it.
-fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid), ExperimentError> {
+/// `children` are the files that extend this one, the first the one given.
+fn parse_grid(
+    file: &Path,
+    table: &Table,
+    children: &[PathBuf],
+) -> Result<(Header, Grid), ExperimentError> {
     let fail = |message: String| ExperimentError::file(file, message);
     if let Some(key) = table.keys().find(|k| !GRID_KEYS.contains(&k.as_str())) {
         return Err(fail(format!(
@@ -243,13 +245,21 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
             overrides: Table::new(),
             override_sources: Sources::new(),
         },
-        Some(_) if depth >= MAX_EXTENDS => {
-            return Err(fail(format!(
-                "experiment.extends: more than {MAX_EXTENDS} levels (a loop?)"
-            )));
-        }
         Some(parent) => {
             let path = dir.join(parent);
+            let chain = [children, &[file.to_owned()]].concat();
+            let canonical = |f: &Path| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_owned());
+            if let Some(start) = chain.iter().position(|f| canonical(f) == canonical(&path)) {
+                let names: Vec<String> = chain[start..]
+                    .iter()
+                    .chain([&path])
+                    .map(|f| f.display().to_string())
+                    .collect();
+                return Err(fail(format!(
+                    "experiment.extends = {parent:?}: a loop, {}",
+                    names.join(" → ")
+                )));
+            }
             let parent_table = read_table(&path)
                 .map_err(|e| fail(format!("experiment.extends = {parent:?}: {e}")))?;
             if !parent_table.contains_key("experiment") {
@@ -259,7 +269,7 @@ fn parse_grid(file: &Path, table: &Table, depth: usize) -> Result<(Header, Grid)
                     path.display()
                 )));
             }
-            parse_grid(&path, &parent_table, depth + 1)?.1
+            parse_grid(&path, &parent_table, &chain)?.1
         }
     };
     if let Some(base) = &header.base {
@@ -1239,7 +1249,23 @@ mod tests {
         );
         std::fs::write(&smoke, "[experiment]\nextends = \"smoke.toml\"\n").unwrap();
         let err = Experiment::load(&smoke).unwrap_err().to_string();
-        assert!(err.contains("more than 8 levels"), "{err}");
+        let loop_of = |files: &[&Path]| {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            names.join(" → ")
+        };
+        assert!(
+            err.ends_with(&format!("a loop, {}", loop_of(&[&smoke, &smoke]))),
+            "{err}"
+        );
+        // Through another file, which names the loop from where it starts.
+        let other = dir.path().join("other.toml");
+        std::fs::write(&other, "[experiment]\nextends = \"smoke.toml\"\n").unwrap();
+        std::fs::write(&smoke, "[experiment]\nextends = \"other.toml\"\n").unwrap();
+        let err = Experiment::load(&smoke).unwrap_err().to_string();
+        assert!(
+            err.ends_with(&format!("a loop, {}", loop_of(&[&smoke, &other, &smoke]))),
+            "{err}"
+        );
     }
 
     #[test]
