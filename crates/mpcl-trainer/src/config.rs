@@ -633,27 +633,15 @@ impl Config {
                 "eval.probe.reference.padding = {padding}: must be below the {h} × {w} images"
             ));
         }
-        let augment = |e| format!("augment.{e}");
-        self.augment.check_images((c, h, w)).map_err(augment)?;
-        self.augment.pipelines(self.train.views).map_err(augment)?;
+        self.augment
+            .check_images((c, h, w))
+            .map_err(|e| format!("augment.{e}"))?;
         // The smallest input the encoder sees: a view of a set size, or an unaugmented
         // image (views of size 0 keep the image's) in evaluation.
-        let a = &self.augment;
-        let view = |v: usize| match a.views.get(&v) {
-            Some(p) => (p.size, format!("augment.view{v}.size = {}", p.size)),
-            None => (a.base.size, format!("augment.size = {}", a.base.size)),
+        let (side, input) = match self.augment.smallest_size(self.train.views) {
+            Some((size, key)) if size < h.min(w) => (size, format!("augment.{key}")),
+            _ => (h.min(w), format!("the {h} × {w} images")),
         };
-        let multicrop = (a.multicrop.count > 0).then(|| {
-            let size = a.multicrop.pipeline.size;
-            (size, format!("augment.multicrop.size = {size}"))
-        });
-        let (side, input) = (0..self.train.views)
-            .map(view)
-            .chain(multicrop)
-            .filter(|(size, _)| *size > 0)
-            .chain([(h.min(w), format!("the {h} × {w} images"))])
-            .min_by_key(|(side, _)| *side)
-            .expect("the images are a candidate");
         self.model.check_pool(side, &input)
     }
 }

@@ -60,18 +60,16 @@ fn view_index(key: &str) -> Option<usize> {
 /// config's text, so toml can place their errors only at the section: the path says where.
 fn read<T: serde::de::DeserializeOwned>(value: toml::Value, table: &str) -> Result<T, String> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = (e.path().iter().next().is_some()).then(|| e.path().to_string());
-        let key: Vec<String> = Some(table)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .into_iter()
-            .chain(inner)
-            .collect();
+        let mut key = table.to_owned();
+        if e.path().iter().next().is_some() {
+            let dot = if key.is_empty() { "" } else { "." };
+            key.push_str(&format!("{dot}{}", e.path()));
+        }
         let message = e.inner().message().trim_end();
         if key.is_empty() {
             message.to_owned()
         } else {
-            format!("{}: {message}", key.join("."))
+            format!("{key}: {message}")
         }
     })
 }
@@ -134,6 +132,23 @@ impl AugmentConfig {
         let extra = std::iter::repeat_n(self.multicrop.pipeline.clone(), self.multicrop.count);
         Ok(main.chain(extra).collect())
     }
+
+    /// The smallest size set for the views in use (the `views` views, then multi-crop's),
+    /// with the key that sets it (`size = 8`, `view1.size = 8`, `multicrop.size = 8`);
+    /// `None` when every view keeps its image's size.
+    pub fn smallest_size(&self, views: usize) -> Option<(usize, String)> {
+        // As in `pipelines`: a view's own table, else the base.
+        let main = (0..views).map(|v| match self.views.get(&v) {
+            Some(p) => (format!("view{v}."), p),
+            None => (String::new(), &self.base),
+        });
+        let multicrop =
+            (self.multicrop.count > 0).then(|| (format!("{MULTICROP}."), &self.multicrop.pipeline));
+        main.chain(multicrop)
+            .filter(|(_, p)| p.size > 0)
+            .min_by_key(|(_, p)| p.size)
+            .map(|(table, p)| (p.size, format!("{table}size = {}", p.size)))
+    }
 }
 
 impl<'de> Deserialize<'de> for AugmentConfig {
@@ -142,11 +157,12 @@ impl<'de> Deserialize<'de> for AugmentConfig {
         let mut tables = BTreeMap::new();
         let keys: Vec<String> = base.keys().cloned().collect();
         for key in keys {
-            if let Some(v) = view_index(&key).filter(|v| key != format!("view{v}")) {
+            let view = view_index(&key);
+            if let Some(v) = view.filter(|v| key != format!("view{v}")) {
                 // Two spellings of one view would leave one of them unread.
                 return Err(D::Error::custom(format!("{key}: write view{v}")));
             }
-            if key == MULTICROP || view_index(&key).is_some() {
+            if key == MULTICROP || view.is_some() {
                 match base.remove(&key) {
                     Some(toml::Value::Table(t)) => {
                         tables.insert(key, t);
