@@ -268,7 +268,8 @@ fn dry_run(exp: &Experiment, launcher: &Launcher) -> anyhow::Result<()> {
 /// from the others of their configuration only in the seed), so that a bad key stops the
 /// experiment with every configuration it breaks listed, not each run in turn.
 fn check_configurations(exp: &Experiment, launcher: &Launcher) -> anyhow::Result<()> {
-    let firsts = exp.configurations().into_iter().map(|(_, runs)| runs[0]);
+    let configurations = exp.configurations();
+    let firsts = configurations.iter().map(|(_, runs)| runs[0]);
     let failed: Vec<String> = runner::check(exp, firsts, launcher)?
         .into_iter()
         .filter_map(|(_, outcome)| Some(format!("  {}", outcome.err()?.replace('\n', "\n    "))))
@@ -277,7 +278,7 @@ fn check_configurations(exp: &Experiment, launcher: &Launcher) -> anyhow::Result
         bail!(
             "{} of {} configurations are invalid; nothing was run:\n{}",
             failed.len(),
-            exp.configurations().len(),
+            configurations.len(),
             failed.join("\n")
         );
     }

@@ -921,18 +921,34 @@ fn nested(path: &[String], value: Value) -> Table {
 
 /// Notes `origin(key)` as where each leaf key of `table`, merged over a run's table, was
 /// set. A value other than a table replaces what was there, so the entries of the keys
-/// under it go.
+/// under it go; an empty table merges and is a key of its own.
 fn record(sources: &mut Sources, table: &Table, origin: &dyn Fn(&str) -> String) {
-    let mut paths = Vec::new();
-    leaves(table, &mut Vec::new(), &mut paths);
-    for path in paths {
-        let key = path.join(".");
-        let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-        if !matches!(get_path(table, &parts), Some(Value::Table(_))) {
-            forget(sources, &key);
+    record_under("", sources, table, origin);
+}
+
+/// [`record`] for `table` at the dotted key `prefix`.
+fn record_under(
+    prefix: &str,
+    sources: &mut Sources,
+    table: &Table,
+    origin: &dyn Fn(&str) -> String,
+) {
+    for (k, value) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match value {
+            Value::Table(t) if !t.is_empty() => record_under(&key, sources, t, origin),
+            leaf => {
+                if !leaf.is_table() {
+                    forget(sources, &key);
+                }
+                let at = origin(&key);
+                sources.insert(key, at);
+            }
         }
-        let origin = origin(&key);
-        sources.insert(key, origin);
     }
 }
 
